@@ -1,0 +1,3 @@
+from radnerf_cli.cli import main
+
+main()

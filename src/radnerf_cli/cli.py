@@ -1,0 +1,72 @@
+"""The ``radnerf`` command line: parse, load config, call the engine, turn errors into exit codes.
+
+Heavy modules (torch, mediapipe) are imported inside commands, so ``radnerf --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from radnerf_cli import __version__
+from radnerf_cli.commands import demo, export, kernels, preprocess, render, train
+from radnerf_cli.errors import RadNerfError
+
+app = typer.Typer(
+    name="radnerf",
+    help="Personal 3D talking heads: preprocess a video, train a model, render it speaking new audio.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        import platform
+
+        typer.echo(f"radnerf {__version__} (python {platform.python_version()})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    ] = None,
+) -> None:
+    """radnerf: audio-driven neural talking heads (RAD-NeRF), with no hand-downloaded weights."""
+
+
+for _mod in (preprocess, train, render, export, kernels, demo):
+    _mod.register(app)
+
+
+def report_error(e: RadNerfError) -> None:
+    from radnerf_cli.console import err_console
+
+    line = f"[bold red]error:[/bold red] {e.message}"
+    if e.hint:
+        line += f" [dim]({e.hint})[/dim]"
+    err_console.print(line, soft_wrap=True)
+
+
+def main() -> None:
+    try:
+        app()
+    except RadNerfError as e:
+        report_error(e)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        from radnerf_cli.console import err_console
+
+        err_console.print("[yellow]interrupted[/yellow]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""CLI commands, one module each. Every module exposes ``register(app)``."""
