@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from radnerf_cli import __version__
-from radnerf_cli.commands import demo, export, kernels, preprocess, render, train
+from radnerf_cli.commands import demo, evaluate, export, kernels, preprocess, render, train
 from radnerf_cli.errors import RadNerfError
 
 app = typer.Typer(
@@ -42,7 +42,7 @@ def _root(
     """radnerf: audio-driven neural talking heads (RAD-NeRF), with no hand-downloaded weights."""
 
 
-for _mod in (preprocess, train, render, export, kernels, demo):
+for _mod in (preprocess, train, evaluate, render, export, kernels, demo):
     _mod.register(app)
 
 

@@ -1,0 +1,222 @@
+"""`radnerf evaluate`: LMD math, the evaluation loop and its outputs, the command line."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import typer
+from typer.testing import CliRunner
+
+from radnerf_cli import media
+from radnerf_cli.commands import evaluate as evaluate_cmd
+from radnerf_cli.data import SubjectData, audio_window
+from radnerf_cli.engine.evaluate import evaluate, lmd
+from radnerf_cli.errors import InputError, WorkspaceError
+from radnerf_cli.workspace import Workspace
+from synthetic_scene import make_synthetic_subject
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    ws = tmp_path_factory.mktemp("ws")
+    make_synthetic_subject(ws / "subjects" / "syn", n_frames=55, size=48)
+    return ws
+
+
+class GroundTruthHead:
+    """Implements TalkingHead's rendering contract by playing back the subject's own frames.
+
+    Each call looks the frame up by its pose, checks that the audio window and eye value are that
+    frame's, and returns the ground truth brightened by ``offset`` grey levels.
+    """
+
+    def __init__(self, root, offset: int = 0, blank: bool = False):
+        import cv2
+
+        self.data = SubjectData(root, "all")
+        self.offset, self.blank = offset, blank
+        self.feature_kind, self.feature_dim = self.data.feature_kind, self.data.feature_dim
+        self.H, self.W = self.data.H, self.data.W
+        self.pose_track, self.eye_track = self.data.poses_raw, self.data.eye.numpy()
+        self.background = cv2.cvtColor(cv2.imread(str(root / "bc.jpg")), cv2.COLOR_BGR2RGB)
+        self.torso_trained = False
+        self.resets, self.calls = 0, []
+
+    def reset(self):
+        self.resets += 1
+
+    def render_frame(self, pose, aud, eye, bg=None, torso=True):
+        k = int(np.argmin(np.abs(self.data.poses_raw - pose[None]).reshape(len(self.data), -1).sum(1)))
+        assert np.allclose(self.data.poses_raw[k], pose)
+        self.calls.append({
+            "img_id": self.data.frame_ids[k],
+            "aud_ok": torch.equal(aud, audio_window(self.data.auds, int(self.data.aud_ids[k]))),
+            "eye_ok": eye == pytest.approx(float(self.data.eye[k])),
+            "bg": None if bg is None else bg.copy(),
+        })
+        if self.blank:  # the background alone: no face anywhere
+            return self.background.copy()
+        return np.clip(self.data.image_uint8(k).astype(np.int32) + self.offset, 0, 255).astype(np.uint8)
+
+
+# ---- LMD ---------------------------------------------------------------------------------------
+
+
+def test_lmd_known_sets():
+    rng = np.random.default_rng(0)
+    mouth = rng.uniform(100, 140, (20, 2))
+    assert lmd(mouth, mouth) == 0.0
+    assert lmd(mouth, mouth + [7.0, -3.0]) == pytest.approx(0.0, abs=1e-12)  # translation is removed
+    moved = mouth.copy()
+    moved[5] += [3.0, 4.0]  # one point moved by 5 px: after centring it is off by 5 * 19/20, the rest by 5/20
+    assert lmd(mouth, moved) == pytest.approx((5 * 19 / 20 + 19 * 5 / 20) / 20)
+    c = mouth - mouth.mean(0)
+    assert lmd(c, 2 * c) == pytest.approx(np.linalg.norm(c, axis=1).mean())  # scale is not removed
+    full_a, full_b = rng.uniform(0, 200, (68, 2)), rng.uniform(0, 200, (68, 2))
+    full_b[48:] = full_a[48:] + 11.0  # only the jaw/eyes/nose differ: the mouth is the same shape
+    assert lmd(full_a, full_b) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError):
+        lmd(np.zeros((10, 2)), np.zeros((10, 2)))
+
+
+def test_lmd_with_the_face_tracker(shared_data):
+    from radnerf_cli.preprocess.landmarks import FaceTracker
+
+    frame = next(iter(media.read_frames(shared_data / "anchor_cnn_25fps.mp4", size=(256, 256))))
+    ft = FaceTracker()
+    try:
+        a = ft.landmarks68(np.ascontiguousarray(frame))
+        b = ft.landmarks68(np.ascontiguousarray(np.roll(frame, 6, axis=1)))
+    finally:
+        ft.close()
+    assert a is not None and b is not None
+    assert np.abs((b - a)[48:68, 0].mean() - 6) < 1.5  # the tracker saw the shift...
+    assert lmd(a, b) < 1.0  # ...and LMD removes it
+
+
+# ---- the evaluation loop -----------------------------------------------------------------------
+
+
+def test_evaluate_perfect_and_offset_renders(workspace, tmp_path):
+    sub = Workspace(workspace).subject("syn")
+    head = GroundTruthHead(sub.dataset)
+    res = evaluate(sub, head=head, landmarks=False, show=False)
+    assert res["frames"] == 5 and head.resets == 1
+    assert [c["img_id"] for c in head.calls] == [50, 51, 52, 53, 54]
+    assert all(c["aud_ok"] and c["eye_ok"] for c in head.calls)
+    # a head without a trained torso is rendered over the ground-truth torso (RAD-NeRF's head eval)
+    bg = head.calls[0]["bg"]
+    torso = head.data.torso_uint8(50)
+    assert bg is not None and bg.shape == (48, 48, 3)
+    inside = torso[..., 3] == 255
+    assert inside.any() and np.array_equal(bg[inside], torso[..., :3][inside])
+    assert res["psnr"] == 100.0 and res["lpips"] < 1e-5 and res["lmd"] is None
+    metrics = json.loads((sub.run_dir / "eval" / "metrics.json").read_text())
+    assert metrics["psnr"] == res["psnr"] and len(metrics["per_frame"]) == 5
+    info = media.probe(sub.run_dir / "eval" / "val.mp4")
+    assert (info.width, info.height) == (96, 48) and info.has_audio
+    assert (sub.run_dir / "eval" / "val_samples.png").is_file()
+
+    off = evaluate(sub, head=GroundTruthHead(sub.dataset, offset=10), landmarks=False, video=False,
+                   out_dir=tmp_path / "off", show=False)
+    gt = [head.data.image_uint8(k) for k in range(50, 55)]
+    expect = np.mean([10 * math.log10(255**2 / np.mean((np.clip(g.astype(int) + 10, 0, 255) - g) ** 2)) for g in gt])
+    assert off["psnr"] == pytest.approx(expect, abs=1e-3)
+    assert 27.0 < off["psnr"] < 29.0  # 20 log10(255 / 10) = 28.1 dB, less where pixels clip at 255
+    assert off["lpips"] > res["lpips"]
+    assert not (tmp_path / "off" / "val.mp4").exists()
+
+
+def test_evaluate_max_frames_and_missing_faces(workspace, tmp_path):
+    sub = Workspace(workspace).subject("syn")
+    res = evaluate(sub, head=GroundTruthHead(sub.dataset), max_frames=2, video=False, out_dir=tmp_path, show=False)
+    assert res["frames"] == 2 and len(res["per_frame"]) == 2
+    assert res["lmd_frames"] + res["lmd_missed"] == 2
+    assert res["lmd"] is None or res["lmd"] == 0.0  # identical images: the same landmarks, if any
+    # a render without a face: LMD is reported as missing, not as 0
+    res = evaluate(sub, head=GroundTruthHead(sub.dataset, blank=True), max_frames=2, video=False,
+                   out_dir=tmp_path, show=False)
+    assert res["lmd"] is None and res["lmd_frames"] == 0 and res["lmd_missed"] == 2
+    assert res["psnr"] < 30
+    assert json.loads((tmp_path / "metrics.json").read_text())["lmd"] is None
+
+
+def test_evaluate_rejects_a_model_of_another_size(workspace):
+    sub = Workspace(workspace).subject("syn")
+    head = GroundTruthHead(sub.dataset)
+    head.H = head.W = 40
+    with pytest.raises(WorkspaceError, match="the model renders 40x40"):
+        evaluate(sub, head=head, landmarks=False, video=False, show=False)
+
+
+# ---- the command -------------------------------------------------------------------------------
+
+
+def _app():
+    app = typer.Typer()
+    evaluate_cmd.register(app)
+
+    @app.callback()
+    def _root():  # keeps `evaluate` a named subcommand
+        pass
+
+    return app
+
+
+def test_cli_untrained_subject_and_bad_options(workspace):
+    runner = CliRunner()
+    r = runner.invoke(_app(), ["evaluate", "--workspace", str(workspace), "--subject", "syn", "--no-lmd"])
+    assert isinstance(r.exception, WorkspaceError) and "not trained yet" in str(r.exception)
+    r = runner.invoke(_app(), ["evaluate", "--workspace", str(workspace), "--split", "test"])
+    assert isinstance(r.exception, InputError) and "--split test" in str(r.exception)
+    r = runner.invoke(_app(), ["evaluate", "--workspace", str(workspace), "--subject", "nobody"])
+    assert isinstance(r.exception, WorkspaceError) and "nobody" in str(r.exception)
+
+
+# ---- a real (tiny) trained run -----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_evaluate_a_trained_run(tmp_path):
+    """Train a few head steps on the synthetic subject, then `radnerf evaluate` it end to end."""
+    from radnerf_cli.engine.inference import TalkingHead
+    from radnerf_cli.engine.trainer import Trainer
+    from radnerf_cli.metrics import psnr
+    from radnerf_cli.model.config import load_run_config
+
+    make_synthetic_subject(tmp_path / "subjects" / "syn", n_frames=33, size=32)
+    sub = Workspace(tmp_path).subject("syn")
+    cfg = load_run_config("fast", overrides=[
+        "train.head_iters=12", "train.downscale=1", "train.num_rays=256", "train.ckpt_every=1000",
+        "train.preview_every=1000", "train.val_frames=1", "render.grid_size=32", "model.ind_num=64",
+    ])
+    Trainer(sub, cfg, device="cpu", quiet=True).run(["head"])
+
+    r = CliRunner().invoke(_app(), ["evaluate", "--workspace", str(tmp_path), "--subject", "syn",
+                                    "--device", "cpu", "--no-lmd"])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    metrics = json.loads((sub.run_dir / "eval" / "metrics.json").read_text())
+    assert metrics["frames"] == 3 and metrics["stage"] == "head" and metrics["lmd"] is None
+    assert "PSNR (dB)" in r.output and "LPIPS" in r.output
+    info = media.probe(sub.run_dir / "eval" / "val.mp4")
+    assert (info.width, info.height) == (64, 32) and info.has_audio
+
+    # the per-frame PSNR is that of the model's own render of each val frame (pose, audio, eye),
+    # over the ground-truth torso since this head has no torso stage
+    head = TalkingHead.from_subject(sub, device="cpu")
+    data = SubjectData(sub.dataset, "val", feature=head.feature_kind)
+    head.reset()
+    for i, rec in enumerate(metrics["per_frame"]):
+        torso = data.torso_uint8(i).astype(np.float32)
+        a = torso[..., 3:] / 255
+        bg = np.clip(torso[..., :3] * a + head.background * (1 - a) + 0.5, 0, 255).astype(np.uint8)
+        pred = head.render_frame(data.poses_raw[i], audio_window(data.auds, int(data.aud_ids[i])),
+                                 float(data.eye[i]), bg=bg)
+        gt = data.image_uint8(i)
+        assert rec["img_id"] == data.frame_ids[i]
+        assert rec["psnr"] == pytest.approx(psnr(pred / 255.0, gt / 255.0), abs=1e-4)
+    assert 5.0 < metrics["psnr"] < 60.0 and 0.0 < metrics["lpips"] < 1.0
