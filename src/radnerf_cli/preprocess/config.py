@@ -19,10 +19,11 @@ class PreprocessConfig:
     max_gap_seconds: float = 0.5  # face dropouts shorter than this are interpolated
     detect_fps: float = 5.0  # frame rate of the first, face-box pass that picks the crop
     crop_scale: float = 2.4  # crop side over the largest face-box side (head and shoulders)
-    crop_up: float = 0.12  # crop centre moved up by this fraction of the crop side (keep shoulders)
+    crop_up: float = 0.12  # crop centre sits this fraction of the side below the faces' centre (shoulders)
     focal_min: float = 0.8  # focal search range, in units of the output size
     focal_max: float = 6.0  # upper end of the focal search, in units of the output size
     focal_frames: int = 120  # frames sampled for the focal search
+    prior_distance_m: float = 0.8  # camera distance used when the clip does not determine the focal
     smooth_sigma: float = 1.5  # frames; Gaussian smoothing of the pose (zero lag: symmetric kernel)
     eye_distance_m: float = 0.095  # outer eye-corner distance of the reference shape, metres (sets scale)
     head_depth_m: float = 0.09  # the head-frame origin sits this far behind the mean face surface
