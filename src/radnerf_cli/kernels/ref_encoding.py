@@ -52,7 +52,7 @@ def grid_encode(
 ) -> Tensor:  # [B, L*C]
     """Multiresolution grid encoding; differentiable w.r.t. ``embeddings`` and ``inputs``.
 
-    Inputs outside [0, 1] are clamped (their gradient is zero). Level ``l`` has scale
+    Inputs outside [0, 1] are clamped (their gradient is zero); NaN is read as 0. Level ``l`` has scale
     ``2**(l*log2(per_level_scale)) * base_resolution - 1``; its table rows are
     ``offsets[l]:offsets[l+1]``, indexed densely while the level fits and by a spatial hash above
     (``gridtype="hash"``) or densely modulo the level size (``"tiled"``).
@@ -60,7 +60,7 @@ def grid_encode(
     B, D = inputs.shape
     L = len(offsets) - 1
     C = embeddings.shape[1]
-    x = inputs.clamp(0.0, 1.0)
+    x = torch.where(torch.isnan(inputs), 0.0, inputs).clamp(0.0, 1.0)  # NaN reads as 0, like the kernels
     S = math.log2(per_level_scale)
     corners = torch.tensor(
         [[(idx >> d) & 1 for d in range(D)] for idx in range(1 << D)], dtype=torch.int64, device=inputs.device
@@ -92,31 +92,32 @@ def grid_encode(
 
 
 def _legendre_q(z: Tensor, degree: int) -> dict[tuple[int, int], Tensor]:
-    """Q[l, m](z) with P_l^m(z) = sin(theta)^m Q[l, m](z) (Condon-Shortley phase), 0 <= m <= l < degree."""
+    """Q[band, m](z) with P_l^m(z) = sin(theta)^m Q[band, m](z) (Condon-Shortley phase), 0 <= m <= band < degree."""
     q: dict[tuple[int, int], Tensor] = {}
     for m in range(degree):
         dfact = 1.0
         for k in range(1, 2 * m, 2):
             dfact *= k
-        q[m, m] = torch.full_like(z, (-1.0) ** m * dfact)
+        # z * 0 keeps Y_0^0 in the graph: a degree-1 encoding is differentiable (with zero gradient).
+        q[m, m] = z * 0.0 + (-1.0) ** m * dfact
         if m + 1 < degree:
             q[m + 1, m] = (2 * m + 1) * z * q[m, m]
-        for l in range(m + 2, degree):
-            q[l, m] = ((2 * l - 1) * z * q[l - 1, m] - (l + m - 1) * q[l - 2, m]) / (l - m)
+        for band in range(m + 2, degree):
+            q[band, m] = ((2 * band - 1) * z * q[band - 1, m] - (band + m - 1) * q[band - 2, m]) / (band - m)
     return q
 
 
-def sh_norm(l: int, m: int) -> float:
+def sh_norm(band: int, m: int) -> float:
     """Normalisation of the real spherical harmonic of band ``l`` and order ``|m|`` (sqrt(2) folded in for m != 0)."""
     m = abs(m)
-    k = math.sqrt((2 * l + 1) / (4 * math.pi) * math.factorial(l - m) / math.factorial(l + m))
+    k = math.sqrt((2 * band + 1) / (4 * math.pi) * math.factorial(band - m) / math.factorial(band + m))
     return k if m == 0 else math.sqrt(2.0) * k
 
 
 def sh_encode(inputs: Tensor, degree: int) -> Tensor:  # inputs [B, 3] unit dirs -> [B, degree**2]
     """Real spherical harmonics of bands 0..degree-1, in torch-ngp's order and signs.
 
-    Column ``l*l + l + m`` holds ``Y_l^m``; written as polynomials in x, y, z (the inputs are not
+    Column ``band*band + band + m`` holds ``Y_l^m``; written as polynomials in x, y, z (the inputs are not
     renormalised), so derivatives treat x, y, z as independent like the compiled kernels.
     """
     x, y, z = inputs[:, 0], inputs[:, 1], inputs[:, 2]
@@ -128,14 +129,14 @@ def sh_encode(inputs: Tensor, degree: int) -> Tensor:  # inputs [B, 3] unit dirs
         cos_m.append(x * c - y * s)
         sin_m.append(x * s + y * c)
     cols = []
-    for l in range(degree):
-        for m in range(-l, l + 1):
+    for band in range(degree):
+        for m in range(-band, band + 1):
             if m < 0:
-                cols.append(sh_norm(l, m) * q[l, -m] * sin_m[-m])
+                cols.append(sh_norm(band, m) * q[band, -m] * sin_m[-m])
             elif m == 0:
-                cols.append(sh_norm(l, 0) * q[l, 0])
+                cols.append(sh_norm(band, 0) * q[band, 0])
             else:
-                cols.append(sh_norm(l, m) * q[l, m] * cos_m[m])
+                cols.append(sh_norm(band, m) * q[band, m] * cos_m[m])
     return torch.stack(cols, dim=1)
 
 
