@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 WorkspaceOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--workspace",
         "-w",
@@ -19,7 +19,7 @@ WorkspaceOpt = Annotated[
 ]
 
 SubjectOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--subject", "-s", help="Subject name inside the workspace (default: the only one there).", show_default=False),
 ]
 
