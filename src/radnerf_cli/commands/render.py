@@ -1,9 +1,90 @@
-"""`radnerf render`."""
+"""`radnerf render`: a trained subject (or an exported bundle) speaking new audio, as an mp4."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from radnerf_cli.commands.common import BackendOpt, SubjectOpt, WorkspaceOpt
+
+DeviceOpt = Annotated[
+    str, typer.Option("--device", help="Where the model runs: auto (cuda when available), cpu or cuda.")
+]
+
+
+def load_head(workspace: Path | None, subject: str | None, model: Path | None, device: str):
+    """The TalkingHead to render: from a bundle file, or the subject's latest trained weights."""
+    from radnerf_cli.errors import InputError
+
+    dev = None if device == "auto" else device
+    if device not in ("auto", "cpu", "cuda"):
+        raise InputError(f"--device {device}: choose auto, cpu or cuda")
+    if model is not None:
+        if subject is not None:
+            raise InputError("give either --model (a bundle) or --subject, not both")
+        from radnerf_cli.engine.export import load_bundle
+
+        return load_bundle(model, device=dev), model.stem
+    from radnerf_cli.engine.inference import TalkingHead
+    from radnerf_cli.workspace import Workspace
+
+    sub = Workspace(workspace).find_subject(subject)
+    return TalkingHead.from_subject(sub, device=dev), sub.name
+
+
+def render(
+    audio: Annotated[Path, typer.Option("--audio", "-a", help="Speech to say: wav, flac, mp3, a video with sound, or a RAD-NeRF feature .npy.", show_default=False)],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output video (H.264 + AAC mp4, 25 fps).", show_default=False)] = None,
+    subject: SubjectOpt = None,
+    workspace: WorkspaceOpt = None,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="Render from an exported .radnerf bundle instead of a workspace subject.", show_default=False)] = None,
+    features: Annotated[Path | None, typer.Option("--features", help="Precomputed features of the audio (a RAD-NeRF aud_*.npy) instead of extracting them.", show_default=False)] = None,
+    pose: Annotated[Path | None, typer.Option("--pose", help="Head poses from a RAD-NeRF transforms json (default: the subject's training track).", show_default=False)] = None,
+    fix_eye: Annotated[float | None, typer.Option("--fix-eye", help="Hold the eyes at this opening value (e.g. 0.25) instead of the subject's blinks.", show_default=False)] = None,
+    background: Annotated[str, typer.Option("--bg", "--background", help="Background: bc (the subject's), a colour (white, #rrggbb, r,g,b) or an image file.")] = "bc",
+    torso: Annotated[bool, typer.Option("--torso/--no-torso", help="Render the torso under the head.")] = True,
+    start: Annotated[float, typer.Option("--start", help="Seconds into the audio where the video starts.")] = 0.0,
+    duration: Annotated[float | None, typer.Option("--duration", help="Seconds of video to render (default: to the end of the audio).", show_default=False)] = None,
+    smooth: Annotated[int, typer.Option("--smooth", help="Frames of the moving average over the pose track (1: none).", min=1)] = 7,
+    frames_dir: Annotated[Path | None, typer.Option("--frames-dir", help="Also write every frame as a PNG into this folder.", show_default=False)] = None,
+    crf: Annotated[int, typer.Option("--crf", help="H.264 quality, 0-51 (lower is better).", min=0, max=51)] = 18,
+    device: DeviceOpt = "auto",
+    backend: BackendOpt = "auto",
+) -> None:
+    """Render a trained subject saying what AUDIO says: poses and blinks from its training video."""
+    from radnerf_cli.console import console
+    from radnerf_cli.engine.export import check_writable
+    from radnerf_cli.engine.render_video import (
+        RenderOptions,
+        audio_features,
+        load_pose_file,
+        read_audio,
+        render_video,
+    )
+    from radnerf_cli.errors import InputError
+    from radnerf_cli.kernels import set_backend
+
+    set_backend(backend)
+    if out is None and frames_dir is None:
+        raise InputError("nothing to write: give an output video with --out (and/or --frames-dir)")
+    if out is not None:
+        check_writable(out, "video")
+    # Bad input fails before the model is loaded.
+    source = read_audio(audio, features)
+    poses = load_pose_file(pose) if pose is not None else None
+    head, name = load_head(workspace, subject, model, device)
+    clip = audio_features(source, head.feature_kind, device=None if device == "auto" else device)
+    opts = RenderOptions(start=start, duration=duration, pose_smooth=smooth, fix_eye=fix_eye,
+                         background=background, torso=torso, crf=crf)
+    res = render_video(head, clip, out, opts, poses=poses, frames_dir=frames_dir)
+    console.print(f"rendered {res.frames} frames of '{name}' in {res.seconds:.1f} s ({res.fps:.2f} frames/s)")
+    if res.out is not None:
+        console.print(f"video: [bold]{res.out}[/bold]")
+    if res.frames_dir is not None:
+        console.print(f"frames: {res.frames_dir}")
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("render")(render)

@@ -1,0 +1,1 @@
+"""The demo: a talking portrait built from installed packages, taken through preprocess, train and render."""
