@@ -1,0 +1,1 @@
+"""The engine: training, inference (TalkingHead), rendering to video, evaluation and export."""

@@ -1,0 +1,182 @@
+"""A trained subject ready to render: :class:`TalkingHead` (used by render, evaluate and export).
+
+It holds the EMA weights, the occupancy grids and what rendering needs from the dataset (image size,
+intrinsics, background, the training pose and eye tracks), so a bundle exported from it renders
+without the dataset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from radnerf_cli.engine import checkpoint
+from radnerf_cli.errors import WorkspaceError
+from radnerf_cli.model.config import STAGES, RunConfig
+from radnerf_cli.workspace import Subject
+
+
+def _pick_device(device) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def stage_checkpoint(subject: Subject, stage: str) -> Any:
+    return subject.checkpoint_dir / f"{stage}.safetensors"
+
+
+def latest_stage(subject: Subject) -> str | None:
+    """The most advanced stage with a checkpoint (torso, else lips, else head), or None."""
+    for stage in reversed(STAGES):
+        if stage_checkpoint(subject, stage).is_file():
+            return stage
+    return None
+
+
+def inference_state(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Model state with the EMA weights in place of the raw ones."""
+    state = checkpoint.prefixed(tensors, "model")
+    state.update(checkpoint.prefixed(tensors, "ema"))
+    return state
+
+
+class TalkingHead:
+    """A trained model plus its rendering context; renders one frame per call."""
+
+    def __init__(self, state: dict[str, Tensor], data: dict[str, Tensor], meta: dict[str, Any], device=None):
+        from omegaconf import OmegaConf
+
+        from radnerf_cli.model.network import TalkingHeadModel
+        from radnerf_cli.render.renderer import Renderer, pixel_coords
+
+        self.device = _pick_device(device)
+        self.meta = dict(meta)
+        cfg: RunConfig = OmegaConf.merge(OmegaConf.structured(RunConfig), meta["config"])  # type: ignore[assignment]
+        self.cfg = cfg
+        self.feature_kind: str = meta["feature_kind"]
+        self.feature_dim: int = int(meta["feature_dim"])
+        self.H: int = int(meta["H"])
+        self.W: int = int(meta["W"])
+        self.intrinsics = np.asarray(meta["intrinsics"], dtype=np.float32)
+        self.scale = float(meta.get("scale", 4.0))
+        self.offset = tuple(meta.get("offset", (0.0, 0.0, 0.0)))
+        self.stages: list[str] = list(meta.get("stages", []))
+        self.torso_trained = "torso" in self.stages
+        self.background: np.ndarray = data["background"].cpu().numpy().astype(np.uint8)
+        self.pose_track: np.ndarray = data["pose_track"].cpu().numpy().astype(np.float32)
+        self.eye_track: np.ndarray | None = data["eye_track"].cpu().numpy() if "eye_track" in data else None
+        torch.manual_seed(0)
+        self.model = TalkingHeadModel(cfg.model, cfg.render, self.feature_dim).to(self.device)
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise WorkspaceError(
+                f"model weights do not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})",
+                hint="the checkpoint was made by another version or config",
+            )
+        self.model.eval()
+        self.renderer = Renderer(self.model, cfg.render)
+        self._coords = pixel_coords(self.H, self.W, self.device)
+        self._bg_default = torch.from_numpy(self.background).to(self.device).float().view(-1, 3) / 255
+        self._enc_a: Tensor | None = None
+        self.fp16 = bool(cfg.train.fp16) and self.device.type == "cuda"
+
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def from_subject(cls, subject: Subject, device=None, stage: str | None = None) -> TalkingHead:
+        """The latest trained weights of ``subject`` (torso, else lips, else head) or those of ``stage``."""
+        if stage is None:
+            stage = latest_stage(subject)
+            if stage is None:
+                raise WorkspaceError(
+                    f"subject '{subject.name}' is not trained yet (run `radnerf train --subject {subject.name}`)"
+                )
+        elif stage not in STAGES:
+            raise WorkspaceError(f"unknown stage '{stage}'", hint=f"use one of {', '.join(STAGES)}")
+        path = stage_checkpoint(subject, stage)
+        if not path.is_file():
+            raise WorkspaceError(
+                f"subject '{subject.name}' has no {stage} checkpoint at {path}",
+                hint=f"run `radnerf train --subject {subject.name} --stage {stage}`",
+            )
+        tensors, meta = checkpoint.load(path)
+        return cls(inference_state(tensors), checkpoint.prefixed(tensors, "data"), meta["model_meta"], device)
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, Tensor], meta: dict, device=None) -> TalkingHead:
+        """Rebuild from :meth:`state_and_meta` output (``model/*`` and ``data/*`` tensors)."""
+        return cls(checkpoint.prefixed(tensors, "model"), checkpoint.prefixed(tensors, "data"), meta, device)
+
+    def state_and_meta(self) -> tuple[dict[str, Tensor], dict]:
+        """Everything needed to render without the dataset: tensors and a JSON-able meta."""
+        tensors = {f"model/{k}": v.detach().cpu() for k, v in self.model.state_dict().items()}
+        tensors["data/background"] = torch.from_numpy(self.background.copy())
+        tensors["data/pose_track"] = torch.from_numpy(self.pose_track.copy())
+        if self.eye_track is not None:
+            tensors["data/eye_track"] = torch.from_numpy(np.asarray(self.eye_track, dtype=np.float32).copy())
+        return tensors, dict(self.meta)
+
+    # ------------------------------------------------------------ rendering
+    def reset(self) -> None:
+        """Forget the smoothed audio code (call before a new audio track)."""
+        self._enc_a = None
+
+    def default_eye(self) -> float | None:
+        if self.eye_track is None or len(self.eye_track) == 0:
+            return None
+        return float(np.mean(self.eye_track))
+
+    @torch.no_grad()
+    def render_frame(
+        self,
+        pose: np.ndarray,  # [4, 4] raw camera-to-world (transforms_*.json convention)
+        aud: Tensor,  # [8, 16, C] audio window
+        eye: float | None,  # eye opening (None: the training mean)
+        bg: np.ndarray | None = None,  # [H, W, 3] uint8 (None: the subject's background)
+        torso: bool = True,
+        depth: bool = False,
+    ) -> np.ndarray:  # [H, W, 3] uint8 (or [H, W] float depth in [0, 1] when depth=True)
+        """One frame; the audio code is smoothed (0.35 old / 0.65 new) across successive calls."""
+        from radnerf_cli.data import get_rays, nerf_matrix_to_ngp
+        from radnerf_cli.model.torso import pose_to_euler_trans
+
+        if aud.ndim != 3 or aud.shape[-1] != self.feature_dim:
+            raise ValueError(f"aud must be [8, 16, {self.feature_dim}], got {list(aud.shape)}")
+        dev = self.device
+        p = torch.as_tensor(nerf_matrix_to_ngp(np.asarray(pose, dtype=np.float32), self.scale, self.offset)).to(dev)
+        rays = get_rays(p[None], self.intrinsics, self.H, self.W)
+        enc_a = self.model.audio(aud.to(dev).float())
+        if self._enc_a is not None:
+            lam = float(self.cfg.render.smooth_audio)
+            enc_a = lam * self._enc_a + (1 - lam) * enc_a
+        self._enc_a = enc_a
+        e = eye if eye is not None else self.default_eye()
+        eye_t = torch.tensor([[float(e)]], device=dev) if e is not None else None
+        if bg is None:
+            bgt = self._bg_default
+        else:
+            if bg.shape[:2] != (self.H, self.W):
+                raise ValueError(f"bg must be [{self.H}, {self.W}, 3], got {list(bg.shape)}")
+            bgt = torch.from_numpy(np.ascontiguousarray(bg)).to(dev).float().view(-1, 3) / 255
+        pose6 = pose_to_euler_trans(p[None]) if (torso and self.torso_trained) else None
+        out = self.renderer.frame(
+            rays["rays_o"][0].contiguous(), rays["rays_d"][0].contiguous(), self._coords, bgt,
+            enc_a, eye_t, pose6, fp16=self.fp16,
+        )
+        if depth:
+            return out["depth"].view(self.H, self.W).cpu().numpy()
+        return (out["image"].view(self.H, self.W, 3).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+    @torch.no_grad()
+    def density(self, xyz: Tensor) -> Tensor:
+        """sigma [N] at model-space points ``xyz`` [N, 3] in [-bound, bound], for the silent-audio code."""
+        enc_a = self.model.audio.neutral()
+        e = self.default_eye()
+        eye_t = torch.tensor([[e]], device=self.device) if e is not None else None
+        out = []
+        for s in range(0, xyz.shape[0], 1 << 18):
+            out.append(self.model.head.density(xyz[s : s + (1 << 18)].to(self.device).float(), enc_a, eye_t).float())
+        return torch.cat(out) if out else torch.zeros(0, device=self.device)
