@@ -32,6 +32,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     os.chmod(tmp_path, _FILE_MODE)
     try:
         yield tmp_path
+        os.chmod(tmp_path, _FILE_MODE)  # some writers (safetensors) recreate the file as owner-only
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
