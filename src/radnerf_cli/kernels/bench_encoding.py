@@ -9,32 +9,15 @@ from __future__ import annotations
 
 import torch
 
-from radnerf_cli.kernels import backend as _backend
 from radnerf_cli.kernels.encoding import GridEncoder, freq_encode, sh_encode
-from radnerf_cli.kernels.timing import time_fn
-
-
-def _row(op: str, size: str, backend: str, device: torch.device, seconds: float, items: int, unit: str) -> dict:
-    return {
-        "op": op,
-        "size": size,
-        "backend": backend,
-        "device": device.type,
-        "seconds": seconds,
-        "throughput": items / seconds if seconds > 0 else float("inf"),
-        "unit": unit,
-    }
+from radnerf_cli.kernels.timing import result_row as _row
+from radnerf_cli.kernels.timing import time_fn, using_backend
 
 
 def run(backend: str, device: torch.device | str, quick: bool = False) -> list[dict]:
     """Time every encoding op on ``backend`` ("torch", "cpu" or "cuda") with tensors on ``device``."""
-    dev = torch.device(device)
-    previous = _backend.get_backend()
-    _backend.set_backend(backend)
-    try:
-        return _run(backend, dev, quick)
-    finally:
-        _backend.set_backend(previous)
+    with using_backend(backend):
+        return _run(backend, torch.device(device), quick)
 
 
 def _run(backend: str, dev: torch.device, quick: bool) -> list[dict]:

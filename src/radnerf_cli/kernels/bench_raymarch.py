@@ -10,34 +10,17 @@ from __future__ import annotations
 
 import torch
 
-from radnerf_cli.kernels import backend as _backend
 from radnerf_cli.kernels import raymarch as rm
-from radnerf_cli.kernels.timing import time_fn
+from radnerf_cli.kernels.timing import result_row as _row
+from radnerf_cli.kernels.timing import time_fn, using_backend
 
 HEAD_AABB = (-1.0, -0.5, -1.0, 1.0, 0.5, 1.0)
 
 
-def _row(op: str, size: str, backend: str, device: torch.device, seconds: float, items: int, unit: str) -> dict:
-    return {
-        "op": op,
-        "size": size,
-        "backend": backend,
-        "device": device.type,
-        "seconds": seconds,
-        "throughput": items / seconds if seconds > 0 else float("inf"),
-        "unit": unit,
-    }
-
-
 def run(backend: str, device: torch.device | str, quick: bool = False) -> list[dict]:
     """Time the raymarch ops on ``backend`` ("torch", "cpu" or "cuda") with tensors on ``device``."""
-    dev = torch.device(device)
-    previous = _backend.get_backend()
-    _backend.set_backend(backend)
-    try:
-        return _run(backend, dev, quick)
-    finally:
-        _backend.set_backend(previous)
+    with using_backend(backend):
+        return _run(backend, torch.device(device), quick)
 
 
 def camera_rays(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
