@@ -110,7 +110,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 2^14-entry tables (Adam touches 4x fewer parameters per step), a 64^3 occupancy grid (an
     # update evaluates 262k points instead of 2.1M). On the synthetic head the mouth opening follows
     # held-out audio (correlation 0.99 of the dark-mouth area with the ground truth); fine detail
-    # (teeth, hair) needs the full preset.
+    # (teeth, hair) needs the full preset. On the 71-s 512x512 example clip (1617 training frames),
+    # 1 thread on a shared machine: 9 min 11 s for all three stages (head 11.5 it/s), held-out
+    # PSNR 25.1 / LPIPS 0.109 with the torso.
     "fast": {
         "model": {"log2_hashmap_size": 14, "desired_resolution": 1024, "torso_resolution": 512},
         "render": {"grid_size": 64},
