@@ -258,25 +258,27 @@ class GridEncoder(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------
-# Spherical harmonics
+# Pointwise encodings (spherical harmonics, frequencies)
 
 
-class _SHEncodeFn(torch.autograd.Function):
+class _PointwiseEncodeFn(torch.autograd.Function):
+    """An encoding with one integer argument whose backward needs only the inputs (SH, frequency)."""
+
     @staticmethod
-    def forward(ctx, inputs, degree, mod):
-        ctx.mod = mod
-        ctx.degree = degree
+    def forward(ctx, inputs, arg, forward_fn, backward_fn):
+        ctx.arg = arg
+        ctx.backward_fn = backward_fn
         if inputs.requires_grad:
             ctx.save_for_backward(inputs)
-        return mod.sh_encode_forward(inputs, degree)
+        return forward_fn(inputs, arg)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         if not ctx.needs_input_grad[0]:
-            return None, None, None
+            return None, None, None, None
         (inputs,) = ctx.saved_tensors
-        return ctx.mod.sh_encode_backward(grad.contiguous(), inputs, ctx.degree), None, None
+        return ctx.backward_fn(grad.contiguous(), inputs, ctx.arg), None, None, None
 
 
 def sh_encode(inputs: Tensor, degree: int) -> Tensor:  # [B, 3] unit directions -> [B, degree**2]
@@ -291,7 +293,7 @@ def sh_encode(inputs: Tensor, degree: int) -> Tensor:  # [B, 3] unit directions 
     _, mod = _backend.resolve(FAMILY, inputs.device)
     if mod is None:
         return ref.sh_encode(inputs, int(degree))
-    return _SHEncodeFn.apply(inputs, int(degree), mod)
+    return _PointwiseEncodeFn.apply(inputs, int(degree), mod.sh_encode_forward, mod.sh_encode_backward)
 
 
 class SHEncoder(nn.Module):
@@ -323,24 +325,6 @@ class SHEncoder(nn.Module):
 # Frequency encoding
 
 
-class _FreqEncodeFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, inputs, n_freqs, mod):
-        ctx.mod = mod
-        ctx.n_freqs = n_freqs
-        if inputs.requires_grad:
-            ctx.save_for_backward(inputs)
-        return mod.freq_encode_forward(inputs, n_freqs)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):
-        if not ctx.needs_input_grad[0]:
-            return None, None, None
-        (inputs,) = ctx.saved_tensors
-        return ctx.mod.freq_encode_backward(grad.contiguous(), inputs, ctx.n_freqs), None, None
-
-
 def freq_encode(inputs: Tensor, n_freqs: int) -> Tensor:  # [B, D] -> [B, D*(1+2*n_freqs)]
     """``[x, sin(2^0 x), cos(2^0 x), sin(2^1 x), cos(2^1 x), ...]``, each block D wide; differentiable."""
     fn = "freq_encode"
@@ -351,7 +335,7 @@ def freq_encode(inputs: Tensor, n_freqs: int) -> Tensor:  # [B, D] -> [B, D*(1+2
     _, mod = _backend.resolve(FAMILY, inputs.device)
     if mod is None:
         return ref.freq_encode(inputs, int(n_freqs))
-    return _FreqEncodeFn.apply(inputs, int(n_freqs), mod)
+    return _PointwiseEncodeFn.apply(inputs, int(n_freqs), mod.freq_encode_forward, mod.freq_encode_backward)
 
 
 class FreqEncoder(nn.Module):
