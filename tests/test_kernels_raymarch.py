@@ -464,3 +464,19 @@ def test_compiled_checks_name_the_argument():
     with pytest.raises(RuntimeError, match="density_bitfield"):
         mod.march_rays_train(o, o, 1.0, torch.zeros(3, dtype=torch.uint8), 1, 16, torch.zeros(4), torch.zeros(4),
                              None, 0.0, 64)
+
+
+@pytest.mark.parametrize("backend", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def test_launch_status_check_names_the_kernel(backend):
+    """Every launcher's status goes through one check: a non-zero status raises, naming the kernel."""
+    from radnerf_cli.kernels import loader
+
+    mod = loader.load("raymarch", backend, quiet=True)
+    mod._check_launch(0, "march_rays")  # status 0: no error
+    with pytest.raises(RuntimeError, match=r"march_rays_train \(scan\) \(" + backend.upper()
+                       + r" kernel\) failed: more ray samples than int32 offsets can address \[status -2\]"):
+        mod._check_launch(-2, "march_rays_train (scan)")
+    if backend == "cuda":  # a CUDA status is described by the runtime, with the way to locate async faults
+        with pytest.raises(RuntimeError, match=r"composite_rays \(CUDA kernel\) failed: .*illegal memory.*"
+                                               r"RADNERF_SYNC_KERNELS=1"):
+            mod._check_launch(700, "composite_rays")  # cudaErrorIllegalAddress

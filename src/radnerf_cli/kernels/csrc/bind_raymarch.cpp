@@ -1,5 +1,6 @@
 // Torch bindings of the ray-marching kernels: argument checks, output allocation, and a call to the CUDA
-// launchers (RADNERF_WITH_CUDA) or the OpenMP ones.
+// launchers (RADNERF_WITH_CUDA) or the OpenMP ones. Every launcher's status is checked (RN_CHECK_LAUNCH):
+// a failure raises an error naming the kernel.
 #include <torch/extension.h>
 
 #include "raymarch.h"
@@ -22,6 +23,21 @@ static bool rn_on_device(const at::Tensor& t) { return t.device().is_cpu(); }
 
 using at::Tensor;
 using radnerf::rm::MarchParams;
+
+#ifdef RADNERF_WITH_CUDA
+#define RN_SYNC_HINT \
+    "; a fault while a kernel runs is reported at the next launch: rerun with RADNERF_SYNC_KERNELS=1 to " \
+    "report it at the kernel that caused it"
+#else
+#define RN_SYNC_HINT ""
+#endif
+
+// Raise (as a Python RuntimeError) when a launcher returned a non-zero status.
+static void check_launch(int status, const char* kernel) {
+    TORCH_CHECK(status == 0, kernel, " (", RN_DEVICE_NAME, " kernel) failed: ", L::error_string(status),
+                " [status ", status, "]", RN_SYNC_HINT);
+}
+#define RN_CHECK_LAUNCH(kernel, call) check_launch((call), kernel)
 
 #define CHECK_T(x, dtype, ...)                                                                        \
     do {                                                                                              \
@@ -60,8 +76,10 @@ std::vector<Tensor> near_far_from_aabb(Tensor rays_o, Tensor rays_d, Tensor aabb
     CHECK_SHAPE(aabb, 6);
     auto nears = torch::empty({N}, rays_o.options()), fars = torch::empty({N}, rays_o.options());
     if (N > 0)
-        L::near_far_from_aabb(rays_o.data_ptr<float>(), rays_d.data_ptr<float>(), aabb.data_ptr<float>(), N,
-                              (float)min_near, nears.data_ptr<float>(), fars.data_ptr<float>(), rn_stream());
+        RN_CHECK_LAUNCH("near_far_from_aabb",
+                        L::near_far_from_aabb(rays_o.data_ptr<float>(), rays_d.data_ptr<float>(), aabb.data_ptr<float>(),
+                                              N, (float)min_near, nears.data_ptr<float>(), fars.data_ptr<float>(),
+                                              rn_stream()));
     return {nears, fars};
 }
 
@@ -71,7 +89,7 @@ Tensor morton3D(Tensor coords) {
     const int64_t N = coords.size(0);
     CHECK_SHAPE(coords, N, 3);
     auto out = torch::empty({N}, coords.options());
-    if (N > 0) L::morton3d(coords.data_ptr<int>(), N, out.data_ptr<int>(), rn_stream());
+    if (N > 0) RN_CHECK_LAUNCH("morton3D", L::morton3d(coords.data_ptr<int>(), N, out.data_ptr<int>(), rn_stream()));
     return out;
 }
 
@@ -81,7 +99,8 @@ Tensor morton3D_invert(Tensor indices) {
     TORCH_CHECK(indices.dim() == 1, "indices must be 1-D, got ", indices.sizes());
     const int64_t N = indices.size(0);
     auto out = torch::empty({N, 3}, indices.options());
-    if (N > 0) L::morton3d_invert(indices.data_ptr<int>(), N, out.data_ptr<int>(), rn_stream());
+    if (N > 0)
+        RN_CHECK_LAUNCH("morton3D_invert", L::morton3d_invert(indices.data_ptr<int>(), N, out.data_ptr<int>(), rn_stream()));
     return out;
 }
 
@@ -91,7 +110,9 @@ Tensor packbits(Tensor grid, double thresh) {
     TORCH_CHECK(grid.numel() % 8 == 0, "grid must have a multiple of 8 elements, got ", grid.numel());
     const int64_t n_bytes = grid.numel() / 8;
     auto out = torch::empty({n_bytes}, grid.options().dtype(at::kByte));
-    if (n_bytes > 0) L::packbits(grid.data_ptr<float>(), n_bytes, (float)thresh, out.data_ptr<uint8_t>(), rn_stream());
+    if (n_bytes > 0)
+        RN_CHECK_LAUNCH("packbits",
+                        L::packbits(grid.data_ptr<float>(), n_bytes, (float)thresh, out.data_ptr<uint8_t>(), rn_stream()));
     return out;
 }
 
@@ -124,22 +145,29 @@ std::vector<Tensor> march_rays_train(Tensor rays_o, Tensor rays_d, double bound,
     if (N > 0) {
         void* s = rn_stream();
         const uint8_t* bits = density_bitfield.data_ptr<uint8_t>();
-        L::march_train_count(rays_o.data_ptr<float>(), rays_d.data_ptr<float>(), bits, P, nears.data_ptr<float>(),
-                             fars.data_ptr<float>(), noise_ptr, N, (uint32_t)max_steps, counts.data_ptr<int>(), s);
-        const size_t scratch_bytes = L::scan_scratch_bytes(N);
+        RN_CHECK_LAUNCH("march_rays_train (count)",
+                        L::march_train_count(rays_o.data_ptr<float>(), rays_d.data_ptr<float>(), bits, P,
+                                             nears.data_ptr<float>(), fars.data_ptr<float>(), noise_ptr, N,
+                                             (uint32_t)max_steps, counts.data_ptr<int>(), s));
+        size_t scratch_bytes = 0;
+        RN_CHECK_LAUNCH("march_rays_train (scan size)", L::scan_scratch_bytes(N, &scratch_bytes));
         auto scratch = torch::empty({(int64_t)scratch_bytes + 1}, rays_o.options().dtype(at::kByte));
-        M = L::scan_counts(counts.data_ptr<int>(), offsets.data_ptr<int>(), N, scratch.data_ptr<uint8_t>(),
-                           scratch_bytes, s);
+        RN_CHECK_LAUNCH("march_rays_train (scan)",
+                        L::scan_counts(counts.data_ptr<int>(), offsets.data_ptr<int>(), N, scratch.data_ptr<uint8_t>(),
+                                       scratch_bytes, &M, s));
         TORCH_CHECK(M < (int64_t)INT32_MAX, "march_rays_train produced too many samples (", M, ")");
     }
     auto xyzs = torch::empty({M, 3}, rays_o.options());
     auto dirs = torch::empty({M, 3}, rays_o.options());
     auto deltas = torch::empty({M, 2}, rays_o.options());
     if (N > 0)
-        L::march_train_write(rays_o.data_ptr<float>(), rays_d.data_ptr<float>(), density_bitfield.data_ptr<uint8_t>(),
-                             P, nears.data_ptr<float>(), fars.data_ptr<float>(), noise_ptr, N, (uint32_t)max_steps,
-                             counts.data_ptr<int>(), offsets.data_ptr<int>(), xyzs.data_ptr<float>(),
-                             dirs.data_ptr<float>(), deltas.data_ptr<float>(), rays.data_ptr<int>(), rn_stream());
+        RN_CHECK_LAUNCH("march_rays_train (write)",
+                        L::march_train_write(rays_o.data_ptr<float>(), rays_d.data_ptr<float>(),
+                                             density_bitfield.data_ptr<uint8_t>(), P, nears.data_ptr<float>(),
+                                             fars.data_ptr<float>(), noise_ptr, N, (uint32_t)max_steps,
+                                             counts.data_ptr<int>(), offsets.data_ptr<int>(), xyzs.data_ptr<float>(),
+                                             dirs.data_ptr<float>(), deltas.data_ptr<float>(), rays.data_ptr<int>(),
+                                             rn_stream()));
     return {xyzs, dirs, deltas, rays};
 }
 
@@ -169,10 +197,12 @@ std::vector<Tensor> composite_rays_train_forward(Tensor sigmas, Tensor rgbs, Ten
     auto depth = torch::zeros({N}, sigmas.options()), image = torch::zeros({N, 3}, sigmas.options());
     if (N > 0) {
         AT_DISPATCH_FLOATING_TYPES(sigmas.scalar_type(), "composite_rays_train_forward", [&] {
-            L::composite_train_forward<scalar_t>(
-                sigmas.data_ptr<scalar_t>(), rgbs.data_ptr<scalar_t>(), ambient.data_ptr<scalar_t>(),
-                deltas.data_ptr<scalar_t>(), rays.data_ptr<int>(), N, M, (scalar_t)T_thresh, ws.data_ptr<scalar_t>(),
-                amb.data_ptr<scalar_t>(), depth.data_ptr<scalar_t>(), image.data_ptr<scalar_t>(), rn_stream());
+            RN_CHECK_LAUNCH("composite_rays_train (forward)",
+                            L::composite_train_forward<scalar_t>(
+                                sigmas.data_ptr<scalar_t>(), rgbs.data_ptr<scalar_t>(), ambient.data_ptr<scalar_t>(),
+                                deltas.data_ptr<scalar_t>(), rays.data_ptr<int>(), N, M, (scalar_t)T_thresh,
+                                ws.data_ptr<scalar_t>(), amb.data_ptr<scalar_t>(), depth.data_ptr<scalar_t>(),
+                                image.data_ptr<scalar_t>(), rn_stream()));
         });
     }
     return {ws, amb, depth, image};
@@ -199,13 +229,15 @@ std::vector<Tensor> composite_rays_train_backward(Tensor grad_weights_sum, Tenso
     auto g_amb = torch::zeros({M}, sigmas.options());
     if (N > 0) {
         AT_DISPATCH_FLOATING_TYPES(dt, "composite_rays_train_backward", [&] {
-            L::composite_train_backward<scalar_t>(
-                grad_weights_sum.data_ptr<scalar_t>(), grad_ambient_sum.data_ptr<scalar_t>(),
-                grad_depth.data_ptr<scalar_t>(), grad_image.data_ptr<scalar_t>(), sigmas.data_ptr<scalar_t>(),
-                rgbs.data_ptr<scalar_t>(), ambient.data_ptr<scalar_t>(), deltas.data_ptr<scalar_t>(),
-                rays.data_ptr<int>(), weights_sum.data_ptr<scalar_t>(), ambient_sum.data_ptr<scalar_t>(),
-                depth.data_ptr<scalar_t>(), image.data_ptr<scalar_t>(), N, M, (scalar_t)T_thresh,
-                g_sig.data_ptr<scalar_t>(), g_rgb.data_ptr<scalar_t>(), g_amb.data_ptr<scalar_t>(), rn_stream());
+            RN_CHECK_LAUNCH("composite_rays_train (backward)",
+                            L::composite_train_backward<scalar_t>(
+                                grad_weights_sum.data_ptr<scalar_t>(), grad_ambient_sum.data_ptr<scalar_t>(),
+                                grad_depth.data_ptr<scalar_t>(), grad_image.data_ptr<scalar_t>(),
+                                sigmas.data_ptr<scalar_t>(), rgbs.data_ptr<scalar_t>(), ambient.data_ptr<scalar_t>(),
+                                deltas.data_ptr<scalar_t>(), rays.data_ptr<int>(), weights_sum.data_ptr<scalar_t>(),
+                                ambient_sum.data_ptr<scalar_t>(), depth.data_ptr<scalar_t>(),
+                                image.data_ptr<scalar_t>(), N, M, (scalar_t)T_thresh, g_sig.data_ptr<scalar_t>(),
+                                g_rgb.data_ptr<scalar_t>(), g_amb.data_ptr<scalar_t>(), rn_stream()));
         });
     }
     return {g_sig, g_rgb, g_amb};
@@ -243,10 +275,12 @@ std::vector<Tensor> march_rays(int64_t n_alive, int64_t n_step, Tensor rays_aliv
     auto dirs = torch::zeros({n_alive * n_step, 3}, rays_o.options());
     auto deltas = torch::zeros({n_alive * n_step, 2}, rays_o.options());
     if (n_alive > 0)
-        L::march_infer(n_alive, n_step, rays_alive.data_ptr<int>(), rays_t.data_ptr<float>(), rays_o.data_ptr<float>(),
-                       rays_d.data_ptr<float>(), density_bitfield.data_ptr<uint8_t>(), P, fars.data_ptr<float>(),
-                       noise_ptr, xyzs.data_ptr<float>(), dirs.data_ptr<float>(), deltas.data_ptr<float>(),
-                       rn_stream());
+        RN_CHECK_LAUNCH("march_rays",
+                        L::march_infer(n_alive, n_step, rays_alive.data_ptr<int>(), rays_t.data_ptr<float>(),
+                                       rays_o.data_ptr<float>(), rays_d.data_ptr<float>(),
+                                       density_bitfield.data_ptr<uint8_t>(), P, fars.data_ptr<float>(), noise_ptr,
+                                       xyzs.data_ptr<float>(), dirs.data_ptr<float>(), deltas.data_ptr<float>(),
+                                       rn_stream()));
     return {xyzs, dirs, deltas};
 }
 
@@ -271,10 +305,11 @@ void composite_rays(int64_t n_alive, int64_t n_step, Tensor rays_alive, Tensor r
     CHECK_SHAPE(depth, N);
     CHECK_SHAPE(image, N, 3);
     if (n_alive > 0)
-        L::composite_infer(n_alive, n_step, (float)T_thresh, rays_alive.data_ptr<int>(), rays_t.data_ptr<float>(),
-                           sigmas.data_ptr<float>(), rgbs.data_ptr<float>(), deltas.data_ptr<float>(),
-                           weights_sum.data_ptr<float>(), depth.data_ptr<float>(), image.data_ptr<float>(),
-                           rn_stream());
+        RN_CHECK_LAUNCH("composite_rays",
+                        L::composite_infer(n_alive, n_step, (float)T_thresh, rays_alive.data_ptr<int>(),
+                                           rays_t.data_ptr<float>(), sigmas.data_ptr<float>(), rgbs.data_ptr<float>(),
+                                           deltas.data_ptr<float>(), weights_sum.data_ptr<float>(),
+                                           depth.data_ptr<float>(), image.data_ptr<float>(), rn_stream()));
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -287,4 +322,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("composite_rays_train_backward", &composite_rays_train_backward);
     m.def("march_rays", &march_rays);
     m.def("composite_rays", &composite_rays);
+    // The status check itself, for tests: raises as a failed launch of `kernel` with `status` would.
+    m.def("_check_launch", [](int64_t status, const std::string& kernel) { check_launch((int)status, kernel.c_str()); });
 }

@@ -2,6 +2,7 @@
 // The per-element math lives in encoding.h; these kernels only map threads to points and levels.
 #include <cuda_runtime.h>
 
+#include "cuda_check.cuh"
 #include "encoding.h"
 
 namespace radnerf {
@@ -122,7 +123,7 @@ template <typename T, int D, int C>
 int grid_forward_launch(const GridArgs& a, const T* inputs, const T* table, T* out, cudaStream_t s) {
   const dim3 grid(blocks_for(a.B), (unsigned)a.L);
   grid_forward_kernel<T, D, C><<<grid, kThreads, 0, s>>>(a, inputs, table, out);
-  return (int)cudaGetLastError();
+  return launch_status(s);
 }
 
 template <typename T, int D, int C>
@@ -130,7 +131,7 @@ int grid_backward_launch(const GridArgs& a, const T* grad, const T* inputs, cons
                          T* grad_inputs, cudaStream_t s) {
   const dim3 grid(blocks_for(a.B), (unsigned)a.L);
   grid_backward_kernel<T, D, C><<<grid, kThreads, 0, s>>>(a, grad, inputs, table, grad_table, grad_inputs);
-  return (int)cudaGetLastError();
+  return launch_status(s);
 }
 
 template <typename T, int D>
@@ -182,7 +183,7 @@ int sh_forward(int64_t B, int degree, const T* inputs, T* out, const LaunchCtx& 
   if (degree < 1 || degree > kMaxShDegree) return kErrUnsupported;
   if (B == 0) return 0;
   sh_forward_kernel<T><<<blocks_for(B), kThreads, 0, (cudaStream_t)ctx.stream>>>(B, degree, inputs, out);
-  return (int)cudaGetLastError();
+  return launch_status((cudaStream_t)ctx.stream);
 }
 
 template <typename T>
@@ -191,14 +192,14 @@ int sh_backward(int64_t B, int degree, const T* grad, const T* inputs, T* grad_i
   if (B == 0) return 0;
   sh_backward_kernel<T><<<blocks_for(B), kThreads, 0, (cudaStream_t)ctx.stream>>>(B, degree, grad, inputs,
                                                                                    grad_inputs);
-  return (int)cudaGetLastError();
+  return launch_status((cudaStream_t)ctx.stream);
 }
 
 template <typename T>
 int freq_forward(int64_t B, int D, int n_freqs, const T* inputs, T* out, const LaunchCtx& ctx) {
   if (B * D == 0) return 0;
   freq_forward_kernel<T><<<blocks_for(B * D), kThreads, 0, (cudaStream_t)ctx.stream>>>(B, D, n_freqs, inputs, out);
-  return (int)cudaGetLastError();
+  return launch_status((cudaStream_t)ctx.stream);
 }
 
 template <typename T>
@@ -207,7 +208,7 @@ int freq_backward(int64_t B, int D, int n_freqs, const T* grad, const T* inputs,
   if (B * D == 0) return 0;
   freq_backward_kernel<T><<<blocks_for(B * D), kThreads, 0, (cudaStream_t)ctx.stream>>>(B, D, n_freqs, grad, inputs,
                                                                                          grad_inputs);
-  return (int)cudaGetLastError();
+  return launch_status((cudaStream_t)ctx.stream);
 }
 
 const char* error_string(int code) {

@@ -1,9 +1,11 @@
 // CUDA launchers of the ray-marching kernels: one thread per ray (or element) calling the shared math of
-// raymarch.h. No torch headers: this file compiles with nvcc alone.
+// raymarch.h. No torch headers: this file compiles with nvcc alone. Every launcher returns 0 or the CUDA
+// error of its first failing call (see cuda_check.cuh).
 #include <cuda_runtime.h>
 
 #include <cub/device/device_scan.cuh>
 
+#include "cuda_check.cuh"
 #include "raymarch.h"
 
 namespace radnerf {
@@ -151,102 +153,117 @@ __global__ void k_composite_infer(int64_t n_alive, int64_t n_step, float T_thres
 
 }  // namespace
 
-void near_far_from_aabb(const float* rays_o, const float* rays_d, const float* aabb, int64_t N, float min_near,
-                        float* nears, float* fars, void* stream) {
-    k_near_far<<<blocks_for(N), kThreads, 0, as_stream(stream)>>>(rays_o, rays_d, aabb, N, min_near, nears, fars);
+#define RN_LAUNCH(kernel, n, ...)                                                     \
+    do {                                                                              \
+        kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(__VA_ARGS__);       \
+        return launch_status(as_stream(stream));                                      \
+    } while (0)
+
+int near_far_from_aabb(const float* rays_o, const float* rays_d, const float* aabb, int64_t N, float min_near,
+                       float* nears, float* fars, void* stream) {
+    RN_LAUNCH(k_near_far, N, rays_o, rays_d, aabb, N, min_near, nears, fars);
 }
 
-void morton3d(const int* coords, int64_t N, int* indices, void* stream) {
-    k_morton<<<blocks_for(N), kThreads, 0, as_stream(stream)>>>(coords, N, indices);
+int morton3d(const int* coords, int64_t N, int* indices, void* stream) {
+    RN_LAUNCH(k_morton, N, coords, N, indices);
 }
 
-void morton3d_invert(const int* indices, int64_t N, int* coords, void* stream) {
-    k_morton_invert<<<blocks_for(N), kThreads, 0, as_stream(stream)>>>(indices, N, coords);
+int morton3d_invert(const int* indices, int64_t N, int* coords, void* stream) {
+    RN_LAUNCH(k_morton_invert, N, indices, N, coords);
 }
 
-void packbits(const float* grid, int64_t n_bytes, float thresh, uint8_t* bitfield, void* stream) {
-    k_packbits<<<blocks_for(n_bytes), kThreads, 0, as_stream(stream)>>>(grid, n_bytes, thresh, bitfield);
+int packbits(const float* grid, int64_t n_bytes, float thresh, uint8_t* bitfield, void* stream) {
+    RN_LAUNCH(k_packbits, n_bytes, grid, n_bytes, thresh, bitfield);
 }
 
-void march_train_count(const float* rays_o, const float* rays_d, const uint8_t* bitfield, const MarchParams& P,
-                       const float* nears, const float* fars, const float* noises, int64_t N, uint32_t max_steps,
-                       int* counts, void* stream) {
-    k_march_train_count<<<blocks_for(N), kThreads, 0, as_stream(stream)>>>(rays_o, rays_d, bitfield, P, nears, fars,
-                                                                           noises, N, max_steps, counts);
+int march_train_count(const float* rays_o, const float* rays_d, const uint8_t* bitfield, const MarchParams& P,
+                      const float* nears, const float* fars, const float* noises, int64_t N, uint32_t max_steps,
+                      int* counts, void* stream) {
+    RN_LAUNCH(k_march_train_count, N, rays_o, rays_d, bitfield, P, nears, fars, noises, N, max_steps, counts);
 }
 
-size_t scan_scratch_bytes(int64_t N) {
-    size_t bytes = 0;
-    cub::DeviceScan::InclusiveSum(nullptr, bytes, (const int*)nullptr, (int*)nullptr, (int)N);
-    return bytes;
+int scan_scratch_bytes(int64_t N, size_t* bytes) {
+    *bytes = 0;
+    RN_CUDA_TRY(cub::DeviceScan::InclusiveSum(nullptr, *bytes, (const int*)nullptr, (int*)nullptr, (int)N));
+    return 0;
 }
 
-int64_t scan_counts(const int* counts, int* offsets, int64_t N, void* scratch, size_t scratch_bytes, void* stream) {
+int scan_counts(const int* counts, int* offsets, int64_t N, void* scratch, size_t scratch_bytes, int64_t* total,
+                void* stream) {
     cudaStream_t s = as_stream(stream);
-    cudaMemsetAsync(offsets, 0, sizeof(int), s);
+    RN_CUDA_TRY(cudaMemsetAsync(offsets, 0, sizeof(int), s));
     size_t bytes = scratch_bytes;
-    cub::DeviceScan::InclusiveSum(scratch, bytes, counts, offsets + 1, (int)N, s);
-    int total = 0;
-    cudaMemcpyAsync(&total, offsets + N, sizeof(int), cudaMemcpyDeviceToHost, s);
-    cudaStreamSynchronize(s);
-    return total;
+    RN_CUDA_TRY(cub::DeviceScan::InclusiveSum(scratch, bytes, counts, offsets + 1, (int)N, s));
+    int last = 0;
+    RN_CUDA_TRY(cudaMemcpyAsync(&last, offsets + N, sizeof(int), cudaMemcpyDeviceToHost, s));
+    RN_CUDA_TRY(cudaStreamSynchronize(s));
+    if (last < 0) return kErrOverflow;  // the int32 scan wrapped
+    *total = last;
+    return 0;
 }
 
-void march_train_write(const float* rays_o, const float* rays_d, const uint8_t* bitfield, const MarchParams& P,
-                       const float* nears, const float* fars, const float* noises, int64_t N, uint32_t,
-                       const int* counts, const int* offsets, float* xyzs, float* dirs, float* deltas, int* rays,
-                       void* stream) {
-    k_march_train_write<<<blocks_for(N), kThreads, 0, as_stream(stream)>>>(
-        rays_o, rays_d, bitfield, P, nears, fars, noises, N, counts, offsets, xyzs, dirs, deltas, rays);
-}
-
-template <typename T>
-void composite_train_forward(const T* sigmas, const T* rgbs, const T* ambient, const T* deltas, const int* rays,
-                             int64_t N, int64_t M, T T_thresh, T* weights_sum, T* ambient_sum, T* depth, T* image,
-                             void* stream) {
-    k_composite_train_forward<T><<<blocks_for(N), kThreads, 0, as_stream(stream)>>>(
-        sigmas, rgbs, ambient, deltas, rays, N, M, T_thresh, weights_sum, ambient_sum, depth, image);
+int march_train_write(const float* rays_o, const float* rays_d, const uint8_t* bitfield, const MarchParams& P,
+                      const float* nears, const float* fars, const float* noises, int64_t N, uint32_t,
+                      const int* counts, const int* offsets, float* xyzs, float* dirs, float* deltas, int* rays,
+                      void* stream) {
+    RN_LAUNCH(k_march_train_write, N, rays_o, rays_d, bitfield, P, nears, fars, noises, N, counts, offsets, xyzs,
+              dirs, deltas, rays);
 }
 
 template <typename T>
-void composite_train_backward(const T* grad_weights_sum, const T* grad_ambient_sum, const T* grad_depth,
-                              const T* grad_image, const T* sigmas, const T* rgbs, const T* ambient, const T* deltas,
-                              const int* rays, const T* weights_sum, const T* ambient_sum, const T* depth,
-                              const T* image, int64_t N, int64_t M, T T_thresh, T* grad_sigmas, T* grad_rgbs,
-                              T* grad_ambient, void* stream) {
-    k_composite_train_backward<T><<<blocks_for(N), kThreads, 0, as_stream(stream)>>>(
-        grad_weights_sum, grad_ambient_sum, grad_depth, grad_image, sigmas, rgbs, ambient, deltas, rays, weights_sum,
-        ambient_sum, depth, image, N, M, T_thresh, grad_sigmas, grad_rgbs, grad_ambient);
+int composite_train_forward(const T* sigmas, const T* rgbs, const T* ambient, const T* deltas, const int* rays,
+                            int64_t N, int64_t M, T T_thresh, T* weights_sum, T* ambient_sum, T* depth, T* image,
+                            void* stream) {
+    RN_LAUNCH(k_composite_train_forward<T>, N, sigmas, rgbs, ambient, deltas, rays, N, M, T_thresh, weights_sum,
+              ambient_sum, depth, image);
 }
 
-template void composite_train_forward<float>(const float*, const float*, const float*, const float*, const int*,
-                                             int64_t, int64_t, float, float*, float*, float*, float*, void*);
-template void composite_train_forward<double>(const double*, const double*, const double*, const double*,
-                                              const int*, int64_t, int64_t, double, double*, double*, double*,
-                                              double*, void*);
-template void composite_train_backward<float>(const float*, const float*, const float*, const float*, const float*,
-                                              const float*, const float*, const float*, const int*, const float*,
-                                              const float*, const float*, const float*, int64_t, int64_t, float,
-                                              float*, float*, float*, void*);
-template void composite_train_backward<double>(const double*, const double*, const double*, const double*,
-                                               const double*, const double*, const double*, const double*,
-                                               const int*, const double*, const double*, const double*,
-                                               const double*, int64_t, int64_t, double, double*, double*, double*,
-                                               void*);
-
-void march_infer(int64_t n_alive, int64_t n_step, const int* rays_alive, float* rays_t, const float* rays_o,
-                 const float* rays_d, const uint8_t* bitfield, const MarchParams& P, const float* fars,
-                 const float* noises, float* xyzs, float* dirs, float* deltas, void* stream) {
-    k_march_infer<<<blocks_for(n_alive), kThreads, 0, as_stream(stream)>>>(
-        n_alive, n_step, rays_alive, rays_t, rays_o, rays_d, bitfield, P, fars, noises, xyzs, dirs, deltas);
+template <typename T>
+int composite_train_backward(const T* grad_weights_sum, const T* grad_ambient_sum, const T* grad_depth,
+                             const T* grad_image, const T* sigmas, const T* rgbs, const T* ambient, const T* deltas,
+                             const int* rays, const T* weights_sum, const T* ambient_sum, const T* depth,
+                             const T* image, int64_t N, int64_t M, T T_thresh, T* grad_sigmas, T* grad_rgbs,
+                             T* grad_ambient, void* stream) {
+    RN_LAUNCH(k_composite_train_backward<T>, N, grad_weights_sum, grad_ambient_sum, grad_depth, grad_image, sigmas,
+              rgbs, ambient, deltas, rays, weights_sum, ambient_sum, depth, image, N, M, T_thresh, grad_sigmas,
+              grad_rgbs, grad_ambient);
 }
 
-void composite_infer(int64_t n_alive, int64_t n_step, float T_thresh, int* rays_alive, float* rays_t,
-                     const float* sigmas, const float* rgbs, const float* deltas, float* weights_sum, float* depth,
-                     float* image, void* stream) {
-    k_composite_infer<<<blocks_for(n_alive), kThreads, 0, as_stream(stream)>>>(
-        n_alive, n_step, T_thresh, rays_alive, rays_t, sigmas, rgbs, deltas, weights_sum, depth, image);
+template int composite_train_forward<float>(const float*, const float*, const float*, const float*, const int*,
+                                            int64_t, int64_t, float, float*, float*, float*, float*, void*);
+template int composite_train_forward<double>(const double*, const double*, const double*, const double*,
+                                             const int*, int64_t, int64_t, double, double*, double*, double*,
+                                             double*, void*);
+template int composite_train_backward<float>(const float*, const float*, const float*, const float*, const float*,
+                                             const float*, const float*, const float*, const int*, const float*,
+                                             const float*, const float*, const float*, int64_t, int64_t, float,
+                                             float*, float*, float*, void*);
+template int composite_train_backward<double>(const double*, const double*, const double*, const double*,
+                                              const double*, const double*, const double*, const double*,
+                                              const int*, const double*, const double*, const double*,
+                                              const double*, int64_t, int64_t, double, double*, double*, double*,
+                                              void*);
+
+int march_infer(int64_t n_alive, int64_t n_step, const int* rays_alive, float* rays_t, const float* rays_o,
+                const float* rays_d, const uint8_t* bitfield, const MarchParams& P, const float* fars,
+                const float* noises, float* xyzs, float* dirs, float* deltas, void* stream) {
+    RN_LAUNCH(k_march_infer, n_alive, n_alive, n_step, rays_alive, rays_t, rays_o, rays_d, bitfield, P, fars, noises,
+              xyzs, dirs, deltas);
 }
+
+int composite_infer(int64_t n_alive, int64_t n_step, float T_thresh, int* rays_alive, float* rays_t,
+                    const float* sigmas, const float* rgbs, const float* deltas, float* weights_sum, float* depth,
+                    float* image, void* stream) {
+    RN_LAUNCH(k_composite_infer, n_alive, n_alive, n_step, T_thresh, rays_alive, rays_t, sigmas, rgbs, deltas,
+              weights_sum, depth, image);
+}
+
+const char* error_string(int code) {
+    if (code == kErrOverflow) return error_message(code);
+    return cudaGetErrorString((cudaError_t)code);
+}
+
+#undef RN_LAUNCH
 
 }  // namespace gpu
 }  // namespace rm

@@ -292,44 +292,63 @@ RN_HD bool composite_infer_ray(const float* sig, const float* rgb, const float* 
 // ---- launchers ---------------------------------------------------------------------------------
 // Implemented twice over raw pointers with the same signatures: raymarch_cpu.cpp (namespace cpu, OpenMP)
 // and raymarch.cu (namespace gpu, CUDA; `stream` is a cudaStream_t). The CPU versions ignore `stream`
-// and the scan scratch space.
+// and the scan scratch space. Each returns a status: 0, kErrOverflow, or (CUDA) the cudaError_t of its
+// first failing call; error_string(status) describes it.
+
+namespace radnerf {
+namespace rm {
+
+constexpr int kErrOverflow = -2;  // launcher status: more samples than an int32 offset can address
+
+inline const char* error_message(int code) {
+    switch (code) {
+        case 0: return "no error";
+        case kErrOverflow: return "more ray samples than int32 offsets can address";
+        default: return "unknown launcher error";
+    }
+}
+
+}  // namespace rm
+}  // namespace radnerf
+
 #define RADNERF_RAYMARCH_LAUNCHERS                                                                              \
-    void near_far_from_aabb(const float* rays_o, const float* rays_d, const float* aabb, int64_t N,            \
-                            float min_near, float* nears, float* fars, void* stream);                          \
-    void morton3d(const int* coords, int64_t N, int* indices, void* stream);                                   \
-    void morton3d_invert(const int* indices, int64_t N, int* coords, void* stream);                            \
-    void packbits(const float* grid, int64_t n_bytes, float thresh, uint8_t* bitfield, void* stream);          \
+    int near_far_from_aabb(const float* rays_o, const float* rays_d, const float* aabb, int64_t N,             \
+                           float min_near, float* nears, float* fars, void* stream);                           \
+    int morton3d(const int* coords, int64_t N, int* indices, void* stream);                                    \
+    int morton3d_invert(const int* indices, int64_t N, int* coords, void* stream);                             \
+    int packbits(const float* grid, int64_t n_bytes, float thresh, uint8_t* bitfield, void* stream);           \
     /* pass 1: samples per ray -> counts [N] */                                                               \
-    void march_train_count(const float* rays_o, const float* rays_d, const uint8_t* bitfield,                 \
-                           const MarchParams& P, const float* nears, const float* fars, const float* noises,  \
-                           int64_t N, uint32_t max_steps, int* counts, void* stream);                         \
-    /* scratch bytes the scan needs for N counts */                                                          \
-    size_t scan_scratch_bytes(int64_t N);                                                                      \
-    /* offsets [N+1]: offsets[0] = 0, offsets[i+1] = counts[0] + ... + counts[i]; returns offsets[N] */      \
-    int64_t scan_counts(const int* counts, int* offsets, int64_t N, void* scratch, size_t scratch_bytes,      \
-                        void* stream);                                                                         \
+    int march_train_count(const float* rays_o, const float* rays_d, const uint8_t* bitfield,                  \
+                          const MarchParams& P, const float* nears, const float* fars, const float* noises,   \
+                          int64_t N, uint32_t max_steps, int* counts, void* stream);                          \
+    /* scratch bytes the scan needs for N counts -> *bytes */                                                \
+    int scan_scratch_bytes(int64_t N, size_t* bytes);                                                          \
+    /* offsets [N+1]: offsets[0] = 0, offsets[i+1] = counts[0] + ... + counts[i]; *total = offsets[N] */     \
+    int scan_counts(const int* counts, int* offsets, int64_t N, void* scratch, size_t scratch_bytes,          \
+                    int64_t* total, void* stream);                                                             \
     /* pass 2: write samples at the offsets, and rays [N, 3] = (index, offset, count) */                    \
-    void march_train_write(const float* rays_o, const float* rays_d, const uint8_t* bitfield,                 \
-                           const MarchParams& P, const float* nears, const float* fars, const float* noises,  \
-                           int64_t N, uint32_t max_steps, const int* counts, const int* offsets, float* xyzs, \
-                           float* dirs, float* deltas, int* rays, void* stream);                              \
+    int march_train_write(const float* rays_o, const float* rays_d, const uint8_t* bitfield,                  \
+                          const MarchParams& P, const float* nears, const float* fars, const float* noises,   \
+                          int64_t N, uint32_t max_steps, const int* counts, const int* offsets, float* xyzs,  \
+                          float* dirs, float* deltas, int* rays, void* stream);                               \
     template <typename T>                                                                                      \
-    void composite_train_forward(const T* sigmas, const T* rgbs, const T* ambient, const T* deltas,           \
-                                 const int* rays, int64_t N, int64_t M, T T_thresh, T* weights_sum,            \
-                                 T* ambient_sum, T* depth, T* image, void* stream);                           \
+    int composite_train_forward(const T* sigmas, const T* rgbs, const T* ambient, const T* deltas,            \
+                                const int* rays, int64_t N, int64_t M, T T_thresh, T* weights_sum,             \
+                                T* ambient_sum, T* depth, T* image, void* stream);                            \
     template <typename T>                                                                                      \
-    void composite_train_backward(const T* grad_weights_sum, const T* grad_ambient_sum, const T* grad_depth,  \
-                                  const T* grad_image, const T* sigmas, const T* rgbs, const T* ambient,      \
-                                  const T* deltas, const int* rays, const T* weights_sum,                     \
-                                  const T* ambient_sum, const T* depth, const T* image, int64_t N, int64_t M, \
-                                  T T_thresh, T* grad_sigmas, T* grad_rgbs, T* grad_ambient, void* stream);   \
-    void march_infer(int64_t n_alive, int64_t n_step, const int* rays_alive, float* rays_t,                   \
-                     const float* rays_o, const float* rays_d, const uint8_t* bitfield, const MarchParams& P, \
-                     const float* fars, const float* noises, float* xyzs, float* dirs, float* deltas,          \
-                     void* stream);                                                             \
-    void composite_infer(int64_t n_alive, int64_t n_step, float T_thresh, int* rays_alive, float* rays_t,     \
-                         const float* sigmas, const float* rgbs, const float* deltas, float* weights_sum,     \
-                         float* depth, float* image, void* stream);
+    int composite_train_backward(const T* grad_weights_sum, const T* grad_ambient_sum, const T* grad_depth,   \
+                                 const T* grad_image, const T* sigmas, const T* rgbs, const T* ambient,       \
+                                 const T* deltas, const int* rays, const T* weights_sum,                      \
+                                 const T* ambient_sum, const T* depth, const T* image, int64_t N, int64_t M,  \
+                                 T T_thresh, T* grad_sigmas, T* grad_rgbs, T* grad_ambient, void* stream);    \
+    int march_infer(int64_t n_alive, int64_t n_step, const int* rays_alive, float* rays_t,                    \
+                    const float* rays_o, const float* rays_d, const uint8_t* bitfield, const MarchParams& P,  \
+                    const float* fars, const float* noises, float* xyzs, float* dirs, float* deltas,           \
+                    void* stream);                                                                             \
+    int composite_infer(int64_t n_alive, int64_t n_step, float T_thresh, int* rays_alive, float* rays_t,      \
+                        const float* sigmas, const float* rgbs, const float* deltas, float* weights_sum,      \
+                        float* depth, float* image, void* stream);                                            \
+    const char* error_string(int code);
 
 namespace radnerf {
 namespace rm {

@@ -15,37 +15,41 @@ namespace radnerf {
 namespace rm {
 namespace cpu {
 
-void near_far_from_aabb(const float* rays_o, const float* rays_d, const float* aabb, int64_t N, float min_near,
+int near_far_from_aabb(const float* rays_o, const float* rays_d, const float* aabb, int64_t N, float min_near,
                         float* nears, float* fars, void*) {
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; ++n) ray_aabb(rays_o + 3 * n, rays_d + 3 * n, aabb, min_near, nears[n], fars[n]);
+    return 0;
 }
 
-void morton3d(const int* coords, int64_t N, int* indices, void*) {
+int morton3d(const int* coords, int64_t N, int* indices, void*) {
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; ++n)
         indices[n] = (int)morton3((uint32_t)coords[3 * n], (uint32_t)coords[3 * n + 1], (uint32_t)coords[3 * n + 2]);
+    return 0;
 }
 
-void morton3d_invert(const int* indices, int64_t N, int* coords, void*) {
+int morton3d_invert(const int* indices, int64_t N, int* coords, void*) {
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; ++n) morton3_invert((uint32_t)indices[n], coords + 3 * n);
+    return 0;
 }
 
-void packbits(const float* grid, int64_t n_bytes, float thresh, uint8_t* bitfield, void*) {
+int packbits(const float* grid, int64_t n_bytes, float thresh, uint8_t* bitfield, void*) {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n_bytes; ++i) {
         uint8_t bits = 0;
         for (int k = 0; k < 8; ++k) bits |= (grid[8 * i + k] > thresh) ? (uint8_t)(1u << k) : (uint8_t)0;
         bitfield[i] = bits;
     }
+    return 0;
 }
 
 static inline float start_t(const MarchParams& P, const float* nears, const float* noises, int64_t n) {
     return noises != nullptr ? perturb(P, nears[n], noises[n]) : nears[n];
 }
 
-void march_train_count(const float* rays_o, const float* rays_d, const uint8_t* bitfield, const MarchParams& P,
+int march_train_count(const float* rays_o, const float* rays_d, const uint8_t* bitfield, const MarchParams& P,
                        const float* nears, const float* fars, const float* noises, int64_t N, uint32_t max_steps,
                        int* counts, void*) {
 #pragma omp parallel for schedule(dynamic, 64)
@@ -53,21 +57,27 @@ void march_train_count(const float* rays_o, const float* rays_d, const uint8_t* 
         counts[n] = (int)march_ray(P, bitfield, rays_o + 3 * n, rays_d + 3 * n, start_t(P, nears, noises, n), fars[n],
                                    max_steps, nullptr, nullptr, nullptr, nullptr);
     }
+    return 0;
 }
 
-size_t scan_scratch_bytes(int64_t) { return 0; }
+int scan_scratch_bytes(int64_t, size_t* bytes) {
+    *bytes = 0;
+    return 0;
+}
 
-int64_t scan_counts(const int* counts, int* offsets, int64_t N, void*, size_t, void*) {
+int scan_counts(const int* counts, int* offsets, int64_t N, void*, size_t, int64_t* total, void*) {
     int64_t acc = 0;
     offsets[0] = 0;
     for (int64_t n = 0; n < N; ++n) {
         acc += counts[n];
+        if (acc > INT32_MAX) return kErrOverflow;
         offsets[n + 1] = (int)acc;
     }
-    return acc;
+    *total = acc;
+    return 0;
 }
 
-void march_train_write(const float* rays_o, const float* rays_d, const uint8_t* bitfield, const MarchParams& P,
+int march_train_write(const float* rays_o, const float* rays_d, const uint8_t* bitfield, const MarchParams& P,
                        const float* nears, const float* fars, const float* noises, int64_t N, uint32_t max_steps,
                        const int* counts, const int* offsets, float* xyzs, float* dirs, float* deltas, int* rays,
                        void*) {
@@ -81,10 +91,11 @@ void march_train_write(const float* rays_o, const float* rays_d, const uint8_t* 
         march_ray(P, bitfield, rays_o + 3 * n, rays_d + 3 * n, start_t(P, nears, noises, n), fars[n],
                   (uint32_t)counts[n], xyzs + 3 * off, dirs + 3 * off, deltas + 2 * off, nullptr);
     }
+    return 0;
 }
 
 template <typename T>
-void composite_train_forward(const T* sigmas, const T* rgbs, const T* ambient, const T* deltas, const int* rays,
+int composite_train_forward(const T* sigmas, const T* rgbs, const T* ambient, const T* deltas, const int* rays,
                              int64_t N, int64_t M, T T_thresh, T* weights_sum, T* ambient_sum, T* depth, T* image,
                              void*) {
 #pragma omp parallel for schedule(dynamic, 512)
@@ -103,10 +114,11 @@ void composite_train_forward(const T* sigmas, const T* rgbs, const T* ambient, c
         image[3 * idx + 1] = out[4];
         image[3 * idx + 2] = out[5];
     }
+    return 0;
 }
 
 template <typename T>
-void composite_train_backward(const T* grad_weights_sum, const T* grad_ambient_sum, const T* grad_depth,
+int composite_train_backward(const T* grad_weights_sum, const T* grad_ambient_sum, const T* grad_depth,
                               const T* grad_image, const T* sigmas, const T* rgbs, const T* ambient, const T* deltas,
                               const int* rays, const T* weights_sum, const T* ambient_sum, const T* depth,
                               const T* image, int64_t N, int64_t M, T T_thresh, T* grad_sigmas, T* grad_rgbs,
@@ -123,24 +135,25 @@ void composite_train_backward(const T* grad_weights_sum, const T* grad_ambient_s
                                         (uint32_t)cnt, T_thresh, go, fo, grad_sigmas + off, grad_rgbs + 3 * off,
                                         grad_ambient + off);
     }
+    return 0;
 }
 
-template void composite_train_forward<float>(const float*, const float*, const float*, const float*, const int*,
+template int composite_train_forward<float>(const float*, const float*, const float*, const float*, const int*,
                                              int64_t, int64_t, float, float*, float*, float*, float*, void*);
-template void composite_train_forward<double>(const double*, const double*, const double*, const double*,
+template int composite_train_forward<double>(const double*, const double*, const double*, const double*,
                                               const int*, int64_t, int64_t, double, double*, double*, double*,
                                               double*, void*);
-template void composite_train_backward<float>(const float*, const float*, const float*, const float*, const float*,
+template int composite_train_backward<float>(const float*, const float*, const float*, const float*, const float*,
                                               const float*, const float*, const float*, const int*, const float*,
                                               const float*, const float*, const float*, int64_t, int64_t, float,
                                               float*, float*, float*, void*);
-template void composite_train_backward<double>(const double*, const double*, const double*, const double*,
+template int composite_train_backward<double>(const double*, const double*, const double*, const double*,
                                                const double*, const double*, const double*, const double*,
                                                const int*, const double*, const double*, const double*,
                                                const double*, int64_t, int64_t, double, double*, double*, double*,
                                                void*);
 
-void march_infer(int64_t n_alive, int64_t n_step, const int* rays_alive, float* rays_t, const float* rays_o,
+int march_infer(int64_t n_alive, int64_t n_step, const int* rays_alive, float* rays_t, const float* rays_o,
                  const float* rays_d, const uint8_t* bitfield, const MarchParams& P, const float* fars,
                  const float* noises, float* xyzs, float* dirs, float* deltas, void*) {
 #pragma omp parallel for schedule(dynamic, 64)
@@ -154,9 +167,10 @@ void march_infer(int64_t n_alive, int64_t n_step, const int* rays_alive, float* 
                   dirs + 3 * n * n_step, deltas + 2 * n * n_step, &t_end);
         rays_t[r] = t_end;
     }
+    return 0;
 }
 
-void composite_infer(int64_t n_alive, int64_t n_step, float T_thresh, int* rays_alive, float* rays_t,
+int composite_infer(int64_t n_alive, int64_t n_step, float T_thresh, int* rays_alive, float* rays_t,
                      const float* sigmas, const float* rgbs, const float* deltas, float* weights_sum, float* depth,
                      float* image, void*) {
 #pragma omp parallel for schedule(dynamic, 512)
@@ -168,7 +182,10 @@ void composite_infer(int64_t n_alive, int64_t n_step, float T_thresh, int* rays_
                                               rays_t[r]);
         if (done) rays_alive[n] = -1;
     }
+    return 0;
 }
+
+const char* error_string(int code) { return error_message(code); }
 
 }  // namespace cpu
 }  // namespace rm
