@@ -23,8 +23,28 @@ def test_info_lists_backends_and_cache(tmp_path, monkeypatch):
         assert word in r.output
     assert str(tmp_path / "kcache") in r.output
     assert "builds on first use" in r.output or "n/a" in r.output  # nothing is cached in a fresh folder
-    assert "cpu tensors -> " + ("cpu" if CPU_OK else "torch") in r.output
+    assert "auto picks for encoding on cpu tensors: " + ("cpu" if CPU_OK else "torch") in r.output
     assert not (tmp_path / "kcache").exists()  # info never builds
+
+
+def test_info_shows_the_fallback_and_a_gpu_torch_cannot_use(tmp_path, monkeypatch):
+    """Without a compiler, info says auto falls back and how much slower; a GPU that a CPU-only torch
+    cannot use is reported with the install line."""
+    import torch
+
+    from radnerf_cli.kernels import toolchain
+
+    monkeypatch.setenv("RADNERF_KERNEL_CACHE", str(tmp_path / "kcache"))
+    monkeypatch.setattr(loader, "_which_cxx", lambda: None)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(toolchain, "nvidia_gpus", lambda: ["NVIDIA L4"])
+    monkeypatch.setattr(toolchain, "driver_cuda_version", lambda: "12.8")
+    r = runner.invoke(app, ["kernels", "info"], env={"COLUMNS": "400"})
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert "auto picks for encoding on cpu tensors: torch (the cpu kernels cannot be built here: no C++" in text
+    assert "8.2x slower than the compiled kernels" in text
+    assert "GPU: an NVIDIA GPU is present (NVIDIA L4) but torch" in text and "whl/cu128" in text
 
 
 def test_build_rejects_unknown_backend_and_family():

@@ -17,7 +17,8 @@ kernels_app = typer.Typer(
 
 @kernels_app.command("info")
 def info() -> None:
-    """Show each backend (available, or why not), the build cache and what `auto` picks."""
+    """Show each backend (available, or why not), the build cache, what `auto` picks (and how much slower a
+    fallback to the torch reference is), and whether this torch can use the GPU that is present."""
     import torch
     from rich.table import Table
 
@@ -58,14 +59,19 @@ def info() -> None:
         choice = backend.get_backend()
     except Exception as e:  # a bad $RADNERF_KERNELS is reported, not raised, by info
         choice = f"invalid ({e})"
-    picks = []
+    console.print(f"selected backend: [bold]{choice}[/bold] (--backend or RADNERF_KERNELS)")
     for dev in ("cpu", "cuda"):
         if dev == "cuda" and not torch.cuda.is_available():
             continue
-        native = "cpu" if dev == "cpu" else "cuda"
-        picks.append(f"{dev} tensors -> {native if avail[native] else 'torch'}")
-    console.print(f"selected backend: [bold]{choice}[/bold] (--backend or RADNERF_KERNELS)")
-    console.print(f"auto picks: {'; '.join(picks)}")
+        for family in loader.FAMILIES:
+            name, why = backend.auto_plan(family, dev)
+            color = "red" if name == "torch" else "green"
+            console.print(f"auto picks for {family} on {dev} tensors: [{color}]{name}[/{color}] ({why})")
+    from radnerf_cli.kernels import toolchain
+
+    gpu_problem = toolchain.torch_gpu_problem()
+    if gpu_problem:
+        console.print(f"[red]GPU:[/red] {gpu_problem}")
     console.print(f"CPU threads: {torch.get_num_threads()} (OMP_NUM_THREADS or torch.set_num_threads)")
 
 

@@ -2,8 +2,9 @@
 
 Chosen with :func:`set_backend` or ``$RADNERF_KERNELS``. ``auto`` picks, per tensor device, the
 compiled kernels of that device (cuda for CUDA tensors, cpu for CPU tensors) and falls back to the
-pure-torch reference when they cannot be built, saying so once in one line. An explicit backend
-never falls back: a build failure is an error.
+pure-torch reference when they cannot be built, saying once what failed and how much slower the
+reference is (:mod:`radnerf_cli.kernels.speed`). An explicit backend never falls back: a build failure
+is an error. :func:`auto_plan` tells `radnerf kernels info` what ``auto`` will do, without building.
 """
 
 from __future__ import annotations
@@ -59,5 +60,30 @@ def resolve(family: str, device: torch.device) -> tuple[str, ModuleType | None]:
             _warned.add(key)
             from radnerf_cli.console import err_console
 
-            err_console.print(f"[yellow]warning:[/yellow] {e}; using the slower pure-torch {family} kernels instead")
+            err_console.print(fallback_message(family, native, str(e)))
         return "torch", None
+
+
+def fallback_message(family: str, native: str, failure: str) -> str:
+    """The one warning line of an ``auto`` fallback: what failed, what runs instead, how much slower."""
+    from radnerf_cli.kernels import speed
+
+    return (f"[yellow]warning:[/yellow] {failure}; the {family} kernels fall back to the pure-torch reference, "
+            f"{speed.slowdown_note(family, native)}. `radnerf kernels build --backend {native} --verbose` shows "
+            f"why; RADNERF_KERNELS=torch chooses the reference without this warning")
+
+
+def auto_plan(family: str, device_type: str) -> tuple[str, str]:
+    """(backend, why) that ``auto`` uses for ``family`` on ``device_type`` tensors, judged without building:
+    a failure seen in this process, else the backend's availability, else whether a build is cached."""
+    from radnerf_cli.kernels import speed
+
+    native = "cuda" if device_type == "cuda" else "cpu"
+    failure = _failed.get((family, native))
+    if failure is None:
+        av = loader.availability(native)
+        failure = None if av.available else f"the {native} kernels cannot be built here: {av.reason}"
+    if failure is not None:
+        return "torch", f"{failure}; the torch reference is {speed.slowdown_note(family, native)}"
+    state = "built" if loader.is_cached(family, native) else "builds on first use"
+    return native, state

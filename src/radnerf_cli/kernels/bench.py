@@ -97,6 +97,10 @@ def run(backends: list[str] | None = None, quick: bool = False, json_path: str |
     }
     if build_times:
         out["build_times"] = measure_build_times()
+    if not quick:  # quick sizes are too small to say how much slower a fallback to torch would be
+        from radnerf_cli.kernels import speed
+
+        speed.record(results)
     _print(out)
     if json_path:
         from radnerf_cli import fsutil

@@ -6,6 +6,8 @@ backend (``cpu``: g++ + OpenMP, ``cuda``: nvcc). Builds are cached under
     $RADNERF_KERNEL_CACHE (default ~/.cache/radnerf/kernels)/torch<ver>-py<ver>/<cpu | cuda<ver>-sm<XY>>/<family>
 
 so a second load of the same sources with the same torch and GPU architecture is only an import.
+CUDA builds are compiled for the running GPU's architecture only, after checking that nvcc's CUDA major
+version is torch's (:mod:`radnerf_cli.kernels.toolchain`; torch's ``load`` does not check it).
 A file lock (released by the OS if the process dies) keeps two processes from building into the
 same folder at once. Nothing here runs at import time.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import shutil
 import sys
@@ -113,8 +116,19 @@ def availability(backend: str) -> Availability:
             return Availability("cuda", False, "nvcc not found: install the CUDA toolkit or set CUDA_HOME")
         if cxx is None:
             return Availability("cuda", False, "no C++ compiler found: install g++")
+        problem = _toolkit_problem(torch.version.cuda, _cuda_arch())
+        if problem:
+            return Availability("cuda", False, problem)
         return Availability("cuda", True, f"{torch.cuda.get_device_name()} (sm_{_cuda_arch()})")
     raise ValueError(f"unknown backend '{backend}'")
+
+
+@functools.lru_cache(maxsize=8)
+def _toolkit_problem(torch_cuda: str, arch: str) -> str | None:
+    """nvcc's CUDA version against torch's, and the GPU's arch against nvcc's (runs nvcc once per process)."""
+    from radnerf_cli.kernels import toolchain
+
+    return toolchain.toolkit_problem(torch_cuda, arch)
 
 
 def _ninja_in_venv() -> bool:
