@@ -184,7 +184,7 @@ def test_whisper_cuda_matches_cpu(ian):
         pytest.skip("ctranslate2 sees no CUDA device")
     cpu = whisper_mod.whisper_rows(ian, device="cpu", progress=False)
     gpu = whisper_mod.whisper_rows(ian, device="cuda", progress=False)
-    assert _cos(cpu, gpu).mean() > 0.98
+    assert _cos(cpu, gpu).mean() > 0.99  # the same int8_float32 computation on both
 
 
 # --- errors --------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ Each public function checks its inputs (dtype, device, shape, contiguity; a :cla
 names the argument), then runs on the backend :func:`radnerf_cli.kernels.backend.resolve` picks:
 compiled CUDA or C++/OpenMP kernels through a private ``torch.autograd.Function``, or the pure-torch
 reference of :mod:`radnerf_cli.kernels.ref_encoding` under plain autograd. float32 is the working
-type; float64 is accepted too (every backend), for gradient checks.
+type, also under fp16 autocast (half inputs are encoded in float32); float64 is accepted too (every
+backend), for gradient checks.
 
 >>> enc = GridEncoder(input_dim=3, num_levels=16, level_dim=2, base_resolution=16,
 ...                   log2_hashmap_size=16, desired_resolution=2048)
@@ -246,7 +247,10 @@ class GridEncoder(nn.Module):
         if not inputs.is_floating_point():
             raise KernelError(f"{fn}: inputs must be a floating-point tensor, got {_dt(inputs)}")
         prefix = inputs.shape[:-1]
-        # Half-precision inputs (autocast) are computed in the table's precision, like torch-ngp.
+        # Under fp16 autocast the table and the encoding stay float32 (half inputs are cast up; the output is
+        # float32 and the next Linear casts it to half). torch-ngp instead casts the table to half and
+        # accumulates its gradients with half atomics, which round away the small updates of a table
+        # initialised at +-1e-4; float32 atomics cost little on a GPU, and fp32 keeps every backend alike.
         x = ((inputs.to(self.embeddings.dtype) + bound) / (2 * bound)).reshape(-1, self.input_dim).contiguous()
         scales = self._scales.get(x.device)
         if scales is None:
