@@ -14,8 +14,8 @@ from torch import nn
 from radnerf_cli.model.audio import AudioEncoder
 from radnerf_cli.model.config import ModelConfig, RenderConfig, load_run_config
 from radnerf_cli.model.layers import trunc_exp
+from radnerf_cli.model.occupancy import OccupancyGrid, TorsoGrid
 from radnerf_cli.model.torso import pose_to_euler_trans
-from radnerf_cli.render.occupancy import OccupancyGrid, TorsoGrid
 from radnerf_cli.render.renderer import Renderer, pixel_coords
 
 sys.path.insert(0, str(Path(__file__).parent))

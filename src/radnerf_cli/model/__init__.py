@@ -1,1 +1,1 @@
-"""The talking-head model: audio encoder, head field (audio-spatial decomposition) and torso field."""
+"""The talking-head model: audio encoder, head field (audio-spatial decomposition), torso field and occupancy grids."""

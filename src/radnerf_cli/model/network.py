@@ -8,8 +8,8 @@ from torch import Tensor, nn
 from radnerf_cli.model.audio import AudioEncoder
 from radnerf_cli.model.config import ModelConfig, RenderConfig
 from radnerf_cli.model.head import HeadField
+from radnerf_cli.model.occupancy import OccupancyGrid, TorsoGrid
 from radnerf_cli.model.torso import TorsoField
-from radnerf_cli.render.occupancy import OccupancyGrid, TorsoGrid
 
 
 class TalkingHeadModel(nn.Module):
