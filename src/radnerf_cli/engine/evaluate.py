@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from radnerf_cli.errors import WorkspaceError
+from radnerf_cli.render.composite import torso_over
 
 if TYPE_CHECKING:
     from radnerf_cli.workspace import Subject
@@ -56,13 +57,6 @@ def lmd(pred_lms: np.ndarray, gt_lms: np.ndarray) -> float:
 def _mean(values: list[float | None]) -> float | None:
     v = [x for x in values if x is not None and math.isfinite(x)]
     return float(np.mean(v)) if v else None
-
-
-def _composite_torso(torso: np.ndarray, bg: np.ndarray) -> np.ndarray:
-    """RGBA uint8 torso over a uint8 background -> uint8 [H, W, 3]."""
-    a = torso[..., 3:4].astype(np.float32) / 255.0
-    out = torso[..., :3].astype(np.float32) * a + bg.astype(np.float32) * (1 - a)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 def _error_map(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -173,7 +167,7 @@ def evaluate(
                 if torso_trained or not data.torso_paths:
                     bg = None
                 else:
-                    bg = _composite_torso(data.torso_uint8(i), bg_u8)
+                    bg = torso_over(data.torso_uint8(i), bg_u8)
                 eye = None if data.eye is None else float(data.eye[i])
                 aud = audio_window(data.auds, int(data.aud_ids[i]))
                 pred = head.render_frame(data.poses_raw[i], aud, eye, bg=bg, torso=True)

@@ -1,1 +1,1 @@
-"""Rendering over the kernels: occupancy grids, ray marching, compositing of head, torso and background."""
+"""Rendering over the kernels: ray marching the head through the model's occupancy grid, the torso layer, compositing."""

@@ -14,6 +14,7 @@ from torch import Tensor
 from radnerf_cli.kernels import raymarch
 from radnerf_cli.model.config import RenderConfig
 from radnerf_cli.model.network import TalkingHeadModel
+from radnerf_cli.render.composite import over
 
 
 def pixel_coords(H: int, W: int, device: torch.device | str = "cpu") -> Tensor:
@@ -165,7 +166,7 @@ class Renderer:
         out: dict[str, Tensor] = {}
         if pose6 is not None:
             alpha, rgb = self.torso(coords, pose6, m.torso_code(ind_index), use_grid=True, fp16=fp16)
-            bg = rgb * alpha + bg * (1 - alpha)
+            bg = over(rgb, alpha, bg)
             out["torso_alpha"] = alpha
         if head:
             res = self.head_infer(rays_o, rays_d, enc_a, m.ind_code(ind_index), eye, fp16=fp16)
