@@ -1,10 +1,14 @@
 """Training a subject's model in three stages: head, lips fine-tune, torso (RAD-NeRF's schedule).
 
-    head   MSE + 1e-4 entropy(weights_sum) + lambda_amb (ramped) |ambient| outside the face;
-           the occupancy grid is refreshed every 16 steps
-    lips   as head, alternating steps render the whole mouth rectangle and add 0.01 LPIPS on it;
+    head   the head's loss (engine.losses); the occupancy grid is refreshed every 16 steps
+    lips   as head, alternating steps render the whole mouth rectangle and add LPIPS on it;
            occupancy updates frozen
-    torso  head frozen; the 2D torso layer over the background, MSE + 1e-4 entropy(alpha)
+    torso  head frozen; the 2D torso layer over the background
+
+The :class:`Trainer` sets a stage up (fresh, resumed, or from the previous stage's checkpoint), runs
+the loop and the optimisation step, and writes checkpoints. Which rays a step uses is
+``engine.sampling``; the losses ``engine.losses``; the weight average ``engine.ema``; previews,
+validation, curves and metrics.json ``engine.run_outputs``.
 
 Every random draw (frame, rays, noise, grid jitter) comes from one seeded generator whose state is
 checkpointed, so an interrupted run resumed from its checkpoint continues exactly as if it had not
@@ -14,11 +18,8 @@ stopped. Ctrl-C saves a checkpoint at the end of the current step, then stops.
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -26,61 +27,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from radnerf_cli import fsutil
 from radnerf_cli.config import save_config, to_dict
 from radnerf_cli.console import console, progress
-from radnerf_cli.engine import checkpoint, visuals
+from radnerf_cli.engine import checkpoint, losses, run_outputs, sampling, visuals
+from radnerf_cli.engine.ema import WeightEMA
 from radnerf_cli.engine.inference import inference_state, stage_checkpoint
+from radnerf_cli.engine.interrupt import DeferredInterrupt
+from radnerf_cli.engine.run_outputs import StageReport
 from radnerf_cli.errors import ConfigError, TrainingError, WorkspaceError
 from radnerf_cli.model.config import STAGES, RunConfig, stage_iters
 from radnerf_cli.workspace import Subject
-
-
-@dataclass
-class StageReport:
-    """What one stage did in this run."""
-
-    stage: str
-    start_step: int  # step the run started from (> 0 when resumed)
-    step: int  # step reached
-    iters: int  # iterations of the stage
-    seconds: float  # wall time of this run's steps
-    it_per_s: float  # iterations per second
-    rays_per_s: float  # training rays per second
-    samples_per_s: float  # network samples per second (head and lips)
-    loss: float  # mean loss of the last logging window
-    psnr: float  # training PSNR of the last logging window
-    val_psnr: float | None  # PSNR on validation frames at the end of the stage
-    checkpoint: str  # checkpoint path
-    skipped: bool = False  # the stage was already complete
-
-
-def _entropy(x: Tensor) -> Tensor:
-    x = x.clamp(1e-5, 1 - 1e-5)
-    return (-x * torch.log2(x) - (1 - x) * torch.log2(1 - x)).mean()
-
-
-class _Interrupt:
-    """Defers Ctrl-C to the end of the current step (so the checkpoint is consistent)."""
-
-    def __init__(self):
-        self.requested = False
-        self._old = None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def _handler(self, signum, frame):
-        if self.requested:  # a second Ctrl-C stops at once
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-        return False
 
 
 class Trainer:
@@ -192,14 +148,14 @@ class Trainer:
             g["initial_lr"] = g["lr"]
         self.opt = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.fp16)
-        self.ema = {n: p.detach().clone() for n, p in self.named}
+        self.ema = WeightEMA(self.named, tc.ema_decay)
         self.history: dict[str, list[float]] = {"step": [], "loss": [], "psnr": []}
         step = 0
         prev_stages: list[str] = []
         if path.is_file():
             tensors, meta = checkpoint.load(path)
             self._load_model_state(checkpoint.prefixed(tensors, "model"), path)
-            self.ema.update({k: v.to(self.device) for k, v in checkpoint.prefixed(tensors, "ema").items()})
+            self.ema.load(checkpoint.prefixed(tensors, "ema"), self.device)
             checkpoint.load_optimizer(self.opt, tensors, meta["optimizer"])
             checkpoint.restore_rng(self.gen, tensors, meta["rng"])
             step = int(meta["step"])
@@ -222,10 +178,10 @@ class Trainer:
             prev_stages = list(meta["model_meta"]["stages"])
             if stage == "lips":  # continue the head's training state (raw weights and their EMA)
                 self._load_model_state(checkpoint.prefixed(tensors, "model"), ppath)
-                self.ema.update({k: v.to(self.device) for k, v in checkpoint.prefixed(tensors, "ema").items() if k in self.ema})
+                self.ema.load(checkpoint.prefixed(tensors, "ema"), self.device, known_only=True)
             else:  # torso: the head's final (EMA) weights, frozen
                 self._load_model_state(inference_state(tensors), ppath)
-                self.ema = {n: p.detach().clone() for n, p in self.named}
+                self.ema = WeightEMA(self.named, tc.ema_decay)
             self._say(f"[bold]{stage}[/bold]: starting from the {prev} checkpoint ({ppath})")
         self.stages_done = [s for s in prev_stages if s != stage] + [stage]
         return self._loop(stage, step, iters, path, max_steps)
@@ -243,7 +199,7 @@ class Trainer:
         extra = "loss {task.fields[loss]:.4f}  psnr {task.fields[psnr]:.2f}"
         bar = progress("it", extra=extra) if not self.quiet else None
         try:
-            with _Interrupt() as intr, (bar if bar is not None else _null()):
+            with DeferredInterrupt() as intr, (bar if bar is not None else nullcontext()):
                 task = bar.add_task(stage, total=iters, completed=step, loss=math.nan, psnr=math.nan) if bar else None
                 while step < end:
                     consistent = False
@@ -284,7 +240,7 @@ class Trainer:
             stage, start, step, iters, seconds, done / max(seconds, 1e-9), n_rays / max(seconds, 1e-9),
             n_samples / max(seconds, 1e-9), last_loss, last_psnr, val, str(path),
         )
-        self._write_metrics(rep)
+        run_outputs.write_metrics(self.subject.run_dir, rep, self.history, self.device)
         msg = f"[green]{stage}[/green]: step {step}/{iters}, {rep.it_per_s:.2f} it/s, PSNR {last_psnr:.2f}"
         self._say(msg + (f", validation PSNR {val:.2f}" if val is not None else ""))
         return rep
@@ -320,90 +276,36 @@ class Trainer:
         return float(loss.detach()), float(mse), rays, samples
 
     # ------------------------------------------------------------------ losses
-    def _frame(self, i: int) -> dict:
-        return self.data.frame(i)
-
-    def _rand_index(self) -> int:
-        return int(torch.randint(len(self.data), (1,), generator=self.gen))
-
     def _head_loss(self, stage: str, step: int, iters: int) -> tuple[Tensor, Tensor, int, int]:
-        from radnerf_cli.data import get_rays
-
-        tc, data, dev = self.cfg.train, self.data, self.device
-        i = self._rand_index()
-        fr = self._frame(i)
-        lips = stage == "lips" and step % 2 == 0
-        pose = fr["pose"][None]
-        if lips:
-            rect = fr["lips_rect"].tolist()
-            rays = get_rays(pose, data.intrinsics, data.H, data.W, rect=rect)
-        else:
-            rays = get_rays(pose, data.intrinsics, data.H, data.W, N=tc.num_rays, generator=self.gen)
-        inds = rays["inds"][0]
-        n = inds.shape[0]
-        noises = torch.rand(n, generator=self.gen)
-        gt = fr["image"].view(-1, 3)[inds]
-        bg = fr["bg"].view(-1, 3)[inds]
-        if fr["torso_image"] is not None:  # the head is rendered over the (ground-truth) torso layer
-            t = fr["torso_image"].view(-1, 4)[inds]
-            bg = t[:, :3] * t[:, 3:] + bg * (1 - t[:, 3:])
-        outside = ~fr["face_mask"].view(-1)[inds]
-        gt, bg, outside = gt.to(dev), bg.to(dev), outside.to(dev)
+        tc, dev = self.cfg.train, self.device
+        b = sampling.head_batch(self.data, self.gen, tc.num_rays, stage == "lips" and step % 2 == 0, dev)
+        fr = b.frame
         eye = fr["eye"].view(1, 1).to(dev) if fr["eye"] is not None else None
         with self._autocast():
             enc_a = self.model.audio(fr["aud"].to(dev))
         out = self.renderer.head_train(
-            rays["rays_o"][0].to(dev).contiguous(), rays["rays_d"][0].to(dev).contiguous(), enc_a,
-            self.model.ind_code(i), eye, noises.to(dev), fp16=self.fp16,
+            b.rays_o, b.rays_d, enc_a, self.model.ind_code(b.index), eye, b.noises, fp16=self.fp16,
         )
-        ws = out["weights_sum"]
-        pred = out["image"] + (1 - ws).unsqueeze(-1) * bg
-        mse = ((pred - gt) ** 2).mean()
-        loss = mse + tc.lambda_entropy * _entropy(ws)
-        ramp = 1.0 if stage == "lips" else min(step / max(iters, 1), 1.0)
-        loss = loss + ramp * tc.lambda_amb * (out["ambient"] * outside).mean()
-        if lips:
-            xmin, xmax, ymin, ymax = rect
-            h, w = min(xmax, data.H) - max(xmin, 0), min(ymax, data.W) - max(ymin, 0)
-            p = pred.view(1, h, w, 3).permute(0, 3, 1, 2)
-            q = gt.view(1, h, w, 3).permute(0, 3, 1, 2)
-            if min(h, w) < tc.lips_min_patch:  # AlexNet needs a few pooling steps' worth of pixels
-                size = (max(tc.lips_min_patch, h * tc.lips_min_patch // min(h, w)), max(tc.lips_min_patch, w * tc.lips_min_patch // min(h, w)))
-                p = torch.nn.functional.interpolate(p, size=size, mode="bilinear", align_corners=False)
-                q = torch.nn.functional.interpolate(q, size=size, mode="bilinear", align_corners=False)
-            loss = loss + tc.lambda_lpips * self._lpips()(p.float(), q.float()).mean()
-        return loss, mse.detach(), n, int(out["num_samples"])
+        loss, mse, pred = losses.head_loss(tc, out, b.gt, b.bg, b.outside, losses.ambient_ramp(stage, step, iters))
+        if b.patch is not None:
+            loss = loss + tc.lambda_lpips * losses.mouth_lpips(self._lpips(), pred, b.gt, b.patch, tc.lips_min_patch)
+        return loss, mse.detach(), b.n, int(out["num_samples"])
 
     def _torso_loss(self) -> tuple[Tensor, Tensor, int, int]:
         from radnerf_cli.model.torso import pose_to_euler_trans
 
-        tc, data, dev = self.cfg.train, self.data, self.device
-        i = self._rand_index()
-        fr = self._frame(i)
-        inds = torch.randint(0, data.H * data.W, (tc.num_rays,), generator=self.gen)
-        bg = fr["bg"].view(-1, 3)[inds]
-        if fr["torso_image"] is not None:
-            t = fr["torso_image"].view(-1, 4)[inds]
-            target = t[:, :3] * t[:, 3:] + bg * (1 - t[:, 3:])
-        else:
-            target = bg
-        bg, target = bg.to(dev), target.to(dev)
-        pose6 = pose_to_euler_trans(fr["pose"][None].to(dev))
+        tc, dev = self.cfg.train, self.device
+        b = sampling.torso_batch(self.data, self.gen, tc.num_rays, dev)
+        pose6 = pose_to_euler_trans(b.frame["pose"][None].to(dev))
         alpha, rgb = self.renderer.torso(
-            self.coords[inds].to(dev), pose6, self.model.torso_code(i), use_grid=True, fp16=self.fp16
+            self.coords[b.inds].to(dev), pose6, self.model.torso_code(b.index), use_grid=True, fp16=self.fp16
         )
-        pred = rgb * alpha + bg * (1 - alpha)
-        mse = ((pred - target) ** 2).mean()
-        loss = mse + tc.lambda_entropy * _entropy(alpha)
-        return loss, mse.detach(), int(inds.shape[0]), 0
+        loss, mse = losses.torso_loss(tc, alpha, rgb, b.bg, b.target)
+        return loss, mse.detach(), int(b.inds.shape[0]), 0
 
     def _lpips(self):
         if not hasattr(self, "_lpips_fn"):
-            from radnerf_cli.metrics.lpips import get_lpips
-
-            self._lpips_fn = get_lpips(self.device)
-            for p in self._lpips_fn.parameters():
-                p.requires_grad_(False)
+            self._lpips_fn = losses.load_lpips(self.device)
         return self._lpips_fn
 
     # ------------------------------------------------------------------ grids
@@ -415,7 +317,7 @@ class Trainer:
         from radnerf_cli.data import audio_window
 
         data, dev = self.data, self.device
-        r = self._rand_index()
+        r = sampling.random_frame(data, self.gen)
         enc_a = self.model.audio(audio_window(data.auds, int(data.aud_ids[r])).to(dev))
         eye = data.eye[r : r + 1].view(1, 1).to(dev) if data.eye is not None else None
 
@@ -430,7 +332,7 @@ class Trainer:
     def _update_torso_grid(self) -> None:
         from radnerf_cli.model.torso import pose_to_euler_trans
 
-        r = self._rand_index()
+        r = sampling.random_frame(self.data, self.gen)
         pose6 = pose_to_euler_trans(self.data.poses[r : r + 1].to(self.device))
         code = self.model.torso_code(r)
 
@@ -440,26 +342,8 @@ class Trainer:
 
         self.model.torso_occupancy.update(alpha, self.gen, self.cfg.render.grid_decay)
 
-    # ------------------------------------------------------------------ EMA
-    @torch.no_grad()
     def _ema_update(self, n: int) -> None:
-        decay = min(self.cfg.train.ema_decay, (1 + n) / (10 + n))
-        shadows = [self.ema[name] for name, _ in self.named]
-        params = [p.detach() for _, p in self.named]
-        torch._foreach_lerp_(shadows, params, 1.0 - decay)
-
-    @contextmanager
-    def _ema_weights(self):
-        backup = {n: p.detach().clone() for n, p in self.named}
-        with torch.no_grad():
-            for n, p in self.named:
-                p.copy_(self.ema[n])
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for n, p in self.named:
-                    p.copy_(backup[n])
+        self.ema.update(n)
 
     # ------------------------------------------------------------------ outputs
     def _model_meta(self, stage: str) -> dict[str, Any]:
@@ -480,7 +364,7 @@ class Trainer:
     def _save(self, stage: str, step: int, iters: int, path: Path) -> None:
         d = self.data
         tensors = {f"model/{k}": v for k, v in self.model.state_dict().items()}
-        tensors.update({f"ema/{k}": v for k, v in self.ema.items()})
+        tensors.update({f"ema/{k}": v for k, v in self.ema.shadow.items()})
         opt_t, groups = checkpoint.optimizer_tensors(self.opt)
         tensors.update(opt_t)
         rng_t, rng_js = checkpoint.rng_state(self.gen)
@@ -500,91 +384,22 @@ class Trainer:
         }
         checkpoint.save(path, tensors, meta)
 
-    @torch.no_grad()
     def _render_eval(self, data, i: int, stage: str) -> tuple[np.ndarray, np.ndarray]:
         """Render frame ``i`` of ``data`` (EMA weights, code 0): ([H, W, 3] float, [H, W] depth)."""
-        from radnerf_cli.data import get_rays
-        from radnerf_cli.model.torso import pose_to_euler_trans
-
-        fr, dev = data.frame(i), self.device
-        pose = fr["pose"][None].to(dev)
-        rays = get_rays(pose, data.intrinsics, data.H, data.W)
-        bg = fr["bg"].view(-1, 3)
-        pose6 = None
-        if stage == "torso":
-            pose6 = pose_to_euler_trans(pose)
-        elif fr["torso_image"] is not None:
-            t = fr["torso_image"].view(-1, 4)
-            bg = t[:, :3] * t[:, 3:] + bg * (1 - t[:, 3:])
-        eye = fr["eye"].view(1, 1).to(dev) if fr["eye"] is not None else None
-        was_training = self.model.training
-        self.model.eval()
-        with self._ema_weights():
-            enc_a = self.model.audio(fr["aud"].to(dev))
-            out = self.renderer.frame(
-                rays["rays_o"][0].contiguous(), rays["rays_d"][0].contiguous(), self.coords.to(dev), bg.to(dev),
-                enc_a, eye, pose6, fp16=self.fp16,
-            )
-        self.model.train(was_training)
-        H, W = data.H, data.W
-        return out["image"].view(H, W, 3).float().cpu().numpy(), out["depth"].view(H, W).float().cpu().numpy()
+        return run_outputs.render_eval(
+            self.model, self.renderer, self.ema, self.coords, data, i, stage, self.device, self.fp16
+        )
 
     def _preview(self, stage: str, step: int) -> None:
         data = self.val
         img, depth = self._render_eval(data, 0, stage)
-        truth = data.frame(0)["image"].numpy()
-        out = self.subject.run_dir / "previews" / f"{stage}_{step:06d}.png"
-        visuals.save_preview(out, (img * 255 + 0.5).astype(np.uint8), (truth * 255 + 0.5).astype(np.uint8), depth)
-        self._curves()
-
-    def _curves(self) -> None:
-        hist: dict[str, dict[str, list[float]]] = {}
-        for s in STAGES:
-            if s == self._current_stage_name():
-                hist[s] = self.history
-                continue
-            p = stage_checkpoint(self.subject, s)
-            m = self._read_metrics().get("stages", {}).get(s)
-            if m and p.is_file():
-                hist[s] = m.get("history", {})
-        visuals.save_curves(self.subject.run_dir / "curves.png", hist)
-
-    def _current_stage_name(self) -> str:
-        return self.stages_done[-1]
+        run_outputs.save_preview(self.subject.run_dir, stage, step, img, data.frame(0)["image"].numpy(), depth)
+        run_outputs.save_curves(self.subject, self.stages_done[-1], self.history)
 
     def _validate(self, stage: str) -> float:
-        data = self.val
-        n = max(1, min(self.cfg.train.val_frames, len(data)))
-        idx = np.linspace(0, len(data) - 1, n).round().astype(int)
-        mses = []
-        for i in idx:
-            img, _ = self._render_eval(data, int(i), stage)
-            truth = data.frame(int(i))["image"].numpy()
-            mses.append(float(np.mean((img - truth) ** 2)))
-        return visuals.psnr(float(np.mean(mses)))
-
-    def _read_metrics(self) -> dict[str, Any]:
-        import json
-
-        p = self.subject.run_dir / "metrics.json"
-        if p.is_file():
-            try:
-                return json.loads(p.read_text())
-            except ValueError:
-                return {}
-        return {}
-
-    def _write_metrics(self, rep: StageReport) -> None:
-        m = self._read_metrics()
-        m.setdefault("stages", {})[rep.stage] = {**asdict(rep), "history": self.history}
-        m["device"] = str(self.device)
-        fsutil.write_json(self.subject.run_dir / "metrics.json", m)
+        return run_outputs.validate(lambda d, i: self._render_eval(d, i, stage), self.val, self.cfg.train.val_frames)
 
     def _say(self, msg: str) -> None:
         if not self.quiet:
             console.print(msg)
 
-
-@contextmanager
-def _null():
-    yield None

@@ -1,0 +1,104 @@
+"""Which frame and which pixels a training step uses, and the targets gathered at those pixels.
+
+Every draw comes from the trainer's one seeded generator, in this order within a step:
+    head, lips   frame index; the ray subset (skipped for the whole mouth rectangle); per-ray noise
+    torso        frame index; the pixel subset
+(grid updates draw their own frame index and jitter before the step's batch, every
+``render.update_interval`` steps). Changing the order changes every trained model, and a resumed run
+would no longer match an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from radnerf_cli.render.composite import torso_over
+
+
+def random_frame(data, gen: torch.Generator) -> int:
+    """A uniformly drawn training frame index."""
+    return int(torch.randint(len(data), (1,), generator=gen))
+
+
+def background(fr: dict[str, Any], inds: Tensor | None = None) -> Tensor:
+    """The frame's background at pixel indices ``inds`` (all pixels: None), [N, 3], with the
+    ground-truth torso layer composited over it where the frame has one (what the head renders over)."""
+    bg = fr["bg"].view(-1, 3)
+    if inds is not None:
+        bg = bg[inds]
+    if fr["torso_image"] is None:
+        return bg
+    t = fr["torso_image"].view(-1, 4)
+    if inds is not None:
+        t = t[inds]
+    return torso_over(t, bg)
+
+
+@dataclass
+class HeadBatch:
+    """The rays of one head or lips step and their targets (on the training device)."""
+
+    index: int  # training frame
+    frame: dict[str, Any]  # the frame's tensors (SubjectData.frame)
+    rays_o: Tensor  # [N, 3]
+    rays_d: Tensor  # [N, 3]
+    noises: Tensor  # [N] ray-start perturbation in [0, 1)
+    gt: Tensor  # [N, 3] ground truth
+    bg: Tensor  # [N, 3] background with the ground-truth torso over it
+    outside: Tensor  # [N] bool: the pixel is outside the face
+    patch: tuple[int, int] | None  # (h, w) when the rays are the whole mouth rectangle, row-major
+
+    @property
+    def n(self) -> int:
+        return int(self.noises.shape[0])
+
+
+def head_batch(data, gen: torch.Generator, num_rays: int, mouth: bool, device: torch.device) -> HeadBatch:
+    """A random frame and ``num_rays`` random rays of it, or (``mouth``) every ray of its mouth rectangle."""
+    from radnerf_cli.data import get_rays
+
+    i = random_frame(data, gen)
+    fr = data.frame(i)
+    pose = fr["pose"][None]
+    patch = None
+    if mouth:
+        rect = fr["lips_rect"].tolist()
+        rays = get_rays(pose, data.intrinsics, data.H, data.W, rect=rect)
+        xmin, xmax, ymin, ymax = rect
+        patch = (min(xmax, data.H) - max(xmin, 0), min(ymax, data.W) - max(ymin, 0))
+    else:
+        rays = get_rays(pose, data.intrinsics, data.H, data.W, N=num_rays, generator=gen)
+    inds = rays["inds"][0]
+    noises = torch.rand(inds.shape[0], generator=gen)
+    gt = fr["image"].view(-1, 3)[inds]
+    bg = background(fr, inds)
+    outside = ~fr["face_mask"].view(-1)[inds]
+    return HeadBatch(
+        i, fr, rays["rays_o"][0].to(device).contiguous(), rays["rays_d"][0].to(device).contiguous(),
+        noises.to(device), gt.to(device), bg.to(device), outside.to(device), patch,
+    )
+
+
+@dataclass
+class TorsoBatch:
+    """The pixels of one torso step and their targets (on the training device)."""
+
+    index: int  # training frame
+    frame: dict[str, Any]
+    inds: Tensor  # [N] pixel indices (row-major), on the CPU
+    bg: Tensor  # [N, 3] background
+    target: Tensor  # [N, 3] the ground-truth torso over the background
+
+
+def torso_batch(data, gen: torch.Generator, num_rays: int, device: torch.device) -> TorsoBatch:
+    """A random frame and ``num_rays`` random pixels of it."""
+    i = random_frame(data, gen)
+    fr = data.frame(i)
+    inds = torch.randint(0, data.H * data.W, (num_rays,), generator=gen)
+    bg = fr["bg"].view(-1, 3)[inds]
+    target = background(fr, inds)
+    return TorsoBatch(i, fr, inds, bg.to(device), target.to(device))
