@@ -98,21 +98,10 @@ class RunConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     # The original RAD-NeRF settings (meant for a CUDA GPU: 65536 rays, 200k + 50k + 200k iterations).
     "full": {},
-    # A laptop-CPU budget for the 512x512 clip: all three stages well under 15 minutes on 2 cores.
-    # Measured here on a 512x512, 200-frame synthetic subject trained at 256x256 (2048 rays per step;
-    # the occupancy grid prunes empty space within a few hundred steps, then ~97% of a step is MLPs
-    # and grid encodings):
-    #   2 threads, quiet machine: 3500 + 300 + 2000 iterations in 2 min 42 s (head 27 it/s,
-    #     lips 19 it/s, torso 174 it/s); validation PSNR 38.4 (head), 35.7 (with the torso);
-    #   1 thread, machine shared with other jobs: 2000 + 200 + 2000 in 4 min 12 s (head 9.7 it/s).
-    # A real head-and-shoulders clip has more occupied volume and 9x the frames (loading ~30 s), so
-    # 5000 + 500 + 3000 iterations leave a wide margin. Hence: images downscaled 2x (256x256),
-    # 2^14-entry tables (Adam touches 4x fewer parameters per step), a 64^3 occupancy grid (an
-    # update evaluates 262k points instead of 2.1M). On the synthetic head the mouth opening follows
-    # held-out audio (correlation 0.99 of the dark-mouth area with the ground truth); fine detail
-    # (teeth, hair) needs the full preset. On the 71-s 512x512 example clip (1617 training frames),
-    # 1 thread on a shared machine: 9 min 11 s for all three stages (head 11.5 it/s), held-out
-    # PSNR 25.1 / LPIPS 0.109 with the torso.
+    # A laptop-CPU budget: images downscaled 2x, 2048 rays per step, 2^14-entry tables (Adam touches
+    # 4x fewer parameters per step), a 64^3 occupancy grid (an update evaluates 262k points instead
+    # of 2.1M), 5000 + 500 + 3000 iterations; fine detail (teeth, hair) needs the full preset.
+    # Its measured speed and quality are in the README ("Measured speed and quality").
     "fast": {
         "model": {"log2_hashmap_size": 14, "desired_resolution": 1024, "torso_resolution": 512},
         "render": {"grid_size": 64},

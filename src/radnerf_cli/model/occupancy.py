@@ -4,7 +4,8 @@ The head grid holds an EMA of the density over a ``G^3`` grid (cascade 1: bound 
 every few training steps it is re-evaluated at jittered cell centres with a random audio window and
 eye value, dilated by one cell, decayed (x0.95, max with the new values) and packed into a bitfield
 at ``min(mean density, density_thresh)``. Cells no training camera sees hold -1 and stay empty.
-The torso grid is the 2D analogue over pixel coordinates, on the torso alpha.
+The torso grid is the 2D analogue over pixel coordinates, on the torso alpha. Both grids are buffers
+of the model (checkpointed with its weights); the renderer reads them, the trainer updates them.
 """
 
 from __future__ import annotations
