@@ -15,7 +15,7 @@ from radnerf_cli import media
 from radnerf_cli.commands import evaluate as evaluate_cmd
 from radnerf_cli.data import SubjectData, audio_window
 from radnerf_cli.engine.evaluate import evaluate, lmd
-from radnerf_cli.errors import InputError, WorkspaceError
+from radnerf_cli.errors import WorkspaceError
 from radnerf_cli.workspace import Workspace
 from synthetic_scene import make_synthetic_subject
 
@@ -171,8 +171,8 @@ def test_cli_untrained_subject_and_bad_options(workspace):
     runner = CliRunner()
     r = runner.invoke(_app(), ["evaluate", "--workspace", str(workspace), "--subject", "syn", "--no-lmd"])
     assert isinstance(r.exception, WorkspaceError) and "not trained yet" in str(r.exception)
-    r = runner.invoke(_app(), ["evaluate", "--workspace", str(workspace), "--split", "test"])
-    assert isinstance(r.exception, InputError) and "--split test" in str(r.exception)
+    r = runner.invoke(_app(), ["evaluate", "--workspace", str(workspace), "--split", "test"], env={"COLUMNS": "200"})
+    assert r.exit_code == 2 and "'test' is not one of 'val', 'train', 'all'" in r.stderr  # a usage error
     r = runner.invoke(_app(), ["evaluate", "--workspace", str(workspace), "--subject", "nobody"])
     assert isinstance(r.exception, WorkspaceError) and "nobody" in str(r.exception)
 

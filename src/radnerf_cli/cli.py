@@ -1,5 +1,9 @@
 """The ``radnerf`` command line: parse, load config, call the engine, turn errors into exit codes.
 
+Exit codes: 0 done, 1 a RadNerfError (bad input, missing subject, failed build: one line on stderr),
+2 a usage error (unknown option, a value outside an option's choices), 130 interrupted (Ctrl-C).
+Results go to stdout, progress and logs to stderr.
+
 Heavy modules (torch, mediapipe) are imported inside commands, so ``radnerf --help`` is instant.
 """
 
@@ -18,7 +22,7 @@ app = typer.Typer(
     name="radnerf",
     help="Personal 3D talking heads: preprocess a video, train a model, render it speaking new audio.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
@@ -39,7 +43,10 @@ def _root(
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
     ] = None,
 ) -> None:
-    """radnerf: audio-driven neural talking heads (RAD-NeRF), with no hand-downloaded weights."""
+    """radnerf: audio-driven neural talking heads (RAD-NeRF), with no hand-downloaded weights.
+
+    Exit codes: 0 done, 1 error (one line on stderr), 2 usage error, 130 interrupted.
+    """
 
 
 for _mod in (preprocess, train, evaluate, render, export, kernels, demo):
@@ -55,17 +62,20 @@ def report_error(e: RadNerfError) -> None:
     err_console.print(line, soft_wrap=True)
 
 
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
 def main() -> None:
     try:
         app()
     except RadNerfError as e:
         report_error(e)
-        sys.exit(1)
+        sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         from radnerf_cli.console import err_console
 
         err_console.print("[yellow]interrupted[/yellow]")
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

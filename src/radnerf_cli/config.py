@@ -28,7 +28,7 @@ def _merge(base, other, source: str):
         key = getattr(e, "full_key", None) or getattr(e, "key", None)
         msg = str(e).splitlines()[0]
         if "Key" in msg and "not in" in msg:
-            raise ConfigError(f"{source}: unknown config key '{key}'", hint="see `radnerf train --help` for valid keys") from None
+            raise ConfigError(f"{source}: unknown config key '{key}'", hint="`radnerf train --show-config` lists every key") from None
         raise ConfigError(f"{source}: bad value for '{key}': {msg}") from None
 
 
@@ -79,3 +79,48 @@ def save_config(cfg: Any, path: str | os.PathLike) -> None:
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def field_docs(schema: type) -> dict[str, str]:
+    """One-line docs of a config dataclass's fields, from the comment after each field, by dotted key.
+
+    Nested dataclass fields recurse: ``{"train.num_rays": "rays per training step", ...}``.
+    """
+    import ast
+    import dataclasses
+    import inspect
+    import io
+    import textwrap
+    import tokenize
+
+    src = textwrap.dedent(inspect.getsource(schema))
+    comments = {tok.start[0]: tok.string.lstrip("#").strip()
+                for tok in tokenize.generate_tokens(io.StringIO(src).readline) if tok.type == tokenize.COMMENT}
+    cls = ast.parse(src).body[0]
+    line_of = {n.target.id: n.end_lineno for n in cls.body
+               if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+    docs: dict[str, str] = {}
+    for f in dataclasses.fields(schema):
+        sub = f.default_factory if f.default_factory is not dataclasses.MISSING else None
+        if isinstance(sub, type) and dataclasses.is_dataclass(sub):
+            docs.update({f"{f.name}.{k}": v for k, v in field_docs(sub).items()})
+        else:
+            docs[f.name] = comments.get(line_of.get(f.name, -1), "")
+    return docs
+
+
+def describe(cfg: Any, schema: type) -> list[tuple[str, Any, str]]:
+    """(dotted key, value, one-line doc) for every leaf of a resolved config, in declaration order."""
+    docs = field_docs(schema)
+    flat: list[tuple[str, Any, str]] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        for k, v in node.items():
+            key = f"{prefix}{k}"
+            if isinstance(v, dict):
+                walk(v, key + ".")
+            else:
+                flat.append((key, v, docs.get(key, "")))
+
+    walk(to_dict(cfg), "")
+    return flat

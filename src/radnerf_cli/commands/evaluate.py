@@ -6,35 +6,59 @@ from typing import Annotated
 
 import typer
 
-from radnerf_cli.commands.common import BackendOpt, SubjectOpt, WorkspaceOpt
+from radnerf_cli.commands.choices import Backend, Device, Split, Stage, value
+from radnerf_cli.commands.common import (
+    BackendOpt,
+    DeviceOpt,
+    JsonOpt,
+    QuietOpt,
+    SubjectOpt,
+    VerboseOpt,
+    WorkspaceOpt,
+    device_arg,
+)
+
+EPILOG = """\
+Examples:
+
+  radnerf evaluate                                 # held-out frames of the only subject
+
+  radnerf evaluate -s alice --stage head -n 50 --no-video
+
+  radnerf evaluate -s alice --json -q > metrics.json
+
+Writes metrics.json, the side-by-side video and a sample sheet into the subject's run/eval/
+(replaced on each evaluation).
+"""
 
 
 def evaluate(
     subject: SubjectOpt = None,
     workspace: WorkspaceOpt = None,
-    split: Annotated[str, typer.Option("--split", help="Frames to score: val (held out), train or all.")] = "val",
+    split: Annotated[Split, typer.Option("--split", help="Frames to score: val (held out), train or all.")] = Split.val,
     max_frames: Annotated[int | None, typer.Option("--max-frames", "-n", help="Score only the first N frames of the split.", min=1, show_default=False)] = None,
-    stage: Annotated[str | None, typer.Option("--stage", help="Weights to score: head, lips or torso (default: the latest trained).", show_default=False)] = None,
-    device: Annotated[str, typer.Option("--device", help="Where the model runs: auto (cuda when available), cpu or cuda.")] = "auto",
-    backend: BackendOpt = "auto",
+    stage: Annotated[Stage | None, typer.Option("--stage", help="Weights to score (default: the latest trained stage).", show_default=False)] = None,
+    device: DeviceOpt = Device.auto,
+    backend: BackendOpt = Backend.auto,
     lmd: Annotated[bool, typer.Option("--lmd/--no-lmd", help="Also measure the mouth landmark distance (face tracker on every frame).")] = True,
     video: Annotated[bool, typer.Option("--video/--no-video", help="Write the side-by-side video (render | ground truth).")] = True,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Render each held-out frame with its own pose, audio and blink; compare with the real frame."""
+    from radnerf_cli.console import configure, emit_json
     from radnerf_cli.engine.evaluate import evaluate as run_evaluate
-    from radnerf_cli.errors import InputError
     from radnerf_cli.kernels.backend import set_backend
     from radnerf_cli.workspace import Workspace
 
-    if device not in ("auto", "cpu", "cuda"):
-        raise InputError(f"--device {device}: choose auto, cpu or cuda")
-    if split not in ("val", "train", "all"):
-        raise InputError(f"--split {split}: choose val, train or all")
-    set_backend(backend)
+    configure(quiet, verbose, json_out)
+    set_backend(backend.value)
     sub = Workspace(workspace).find_subject(subject)
-    run_evaluate(sub, split=split, device=None if device == "auto" else device, max_frames=max_frames,
-                 stage=stage, landmarks=lmd, video=video)
+    res = run_evaluate(sub, split=split.value, device=device_arg(device), max_frames=max_frames,
+                       stage=value(stage), landmarks=lmd, video=video)
+    emit_json(res)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("evaluate")(evaluate)
+    app.command("evaluate", epilog=EPILOG)(evaluate)

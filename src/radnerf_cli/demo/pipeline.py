@@ -23,6 +23,7 @@ from radnerf_cli.demo.source import DemoVideoConfig
 from radnerf_cli.errors import RadNerfError
 
 QUICK_ENV = "RADNERF_DEMO_QUICK"  # set to 1 to run the reduced (CI) setting without --quick
+DEMO_WORKSPACE = "demo-workspace"  # the demo's own default workspace, apart from the user's ./workspace
 
 
 @dataclass
@@ -65,14 +66,16 @@ class DemoResult:
 
 def _run_step(name: str, args: list[str], workspace: Path) -> float:
     """Run ``radnerf ARGS`` as a child process; RadNerfError when it fails. Returns seconds taken."""
-    from radnerf_cli.console import console
+    from radnerf_cli.console import console, mode
 
+    args = [*args, *(["-q"] if mode.quiet else []), *(["-v"] if mode.verbose else [])]
     cmd = [sys.executable, "-m", "radnerf_cli", *args]
     console.print(f"[bold cyan]demo[/bold cyan] {name}: radnerf {' '.join(args)}")
     env = dict(os.environ)
     env["RADNERF_WORKSPACE"] = str(workspace)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env)
+    # under --json the steps' own summaries go to stderr: stdout holds only the demo's JSON
+    proc = subprocess.run(cmd, env=env, stdout=2 if mode.json else None)
     if proc.returncode != 0:
         raise RadNerfError(f"demo step '{name}' failed (radnerf {' '.join(args)} exited with code {proc.returncode})",
                            hint="its error is printed above; re-run `radnerf demo` to resume from this step")
@@ -98,15 +101,17 @@ def run_demo(workspace: Path, cfg: DemoConfig | None = None) -> DemoResult:
     # 1. The source video; rebuilt only when the settings changed.
     settings = json.dumps(asdict(cfg.video), sort_keys=True, default=list)
     t0 = time.perf_counter()
-    if not (source.is_file() and stamp.is_file() and stamp.read_text() == settings):
+    rebuilt = not (source.is_file() and stamp.is_file() and stamp.read_text() == settings)
+    if rebuilt:
         console.print(f"[bold cyan]demo[/bold cyan] source video: {source}")
         build_demo_video(source, cfg.video)
         fsutil.write_text(stamp, settings)
     timings["source"] = time.perf_counter() - t0
 
-    # 2. Preprocess, 3. train: the real commands (each resumes by itself).
-    timings["preprocess"] = _run_step(
-        "preprocess", ["preprocess", str(source), "--subject", cfg.subject, "--size", str(cfg.preprocess_size)], ws.root)
+    # 2. Preprocess, 3. train: the real commands (each resumes by itself). A rebuilt source video
+    # replaces the subject made from the previous one (--force: its old training run is moved aside).
+    pre_args = ["preprocess", str(source), "--subject", cfg.subject, "--size", str(cfg.preprocess_size)]
+    timings["preprocess"] = _run_step("preprocess", pre_args + (["--force"] if rebuilt else []), ws.root)
     train_args = ["train", "--subject", cfg.subject, "--preset", cfg.preset, *cfg.train_overrides]
     timings["train"] = _run_step("train", train_args, ws.root)
 
@@ -116,5 +121,5 @@ def run_demo(workspace: Path, cfg: DemoConfig | None = None) -> DemoResult:
     media.write_wav(speech, audio)
     out = demo_dir / f"{cfg.subject}_talk.mp4"
     timings["render"] = _run_step("render", ["render", "--subject", cfg.subject, "--audio", str(speech),
-                                             "--out", str(out)], ws.root)
+                                             "--out", str(out), "--force"], ws.root)
     return DemoResult(video=out, source=source, timings=timings)

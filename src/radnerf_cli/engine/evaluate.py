@@ -117,7 +117,7 @@ def evaluate(
     import torch
 
     from radnerf_cli import fsutil, media
-    from radnerf_cli.console import console, progress
+    from radnerf_cli.console import progress, results
     from radnerf_cli.data import audio_window
     from radnerf_cli.metrics import get_lpips, psnr
 
@@ -229,10 +229,10 @@ def evaluate(
     fsutil.write_json(metrics_path, result)
     if show:
         print_table(result)
-        console.print(f"metrics: {metrics_path}")
+        results.print(f"metrics: {metrics_path}")
         if video:
-            console.print(f"video (render | ground truth): {video_path}")
-        console.print(f"samples: {samples_path}")
+            results.print(f"video (render | ground truth): {video_path}")
+        results.print(f"samples: {samples_path}")
     return result
 
 
@@ -240,7 +240,7 @@ def print_table(result: dict[str, Any]) -> None:
     """A rich table of the means beside RAD-NeRF's published numbers."""
     from rich.table import Table
 
-    from radnerf_cli.console import console
+    from radnerf_cli.console import results
 
     t = Table(title=f"{result['subject']} / {result['split']}: {result['frames']} frames "
                     f"({result['fps'] or 0:.2f} frames/s)")
@@ -258,4 +258,4 @@ def print_table(result: dict[str, Any]) -> None:
     t.add_row("PSNR (dB)", fmt(result["psnr"], 2), f"{REFERENCE['psnr']:.2f}", "higher")
     t.add_row("LPIPS (AlexNet)", fmt(result["lpips"], 4), f"{REFERENCE['lpips']:.4f}", "lower")
     t.add_row("LMD (px)" + lmd_note, fmt(result["lmd"], 3), f"{REFERENCE['lmd']:.3f}", "lower")
-    console.print(t)
+    results.print(t)

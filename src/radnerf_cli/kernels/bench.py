@@ -159,7 +159,7 @@ def measure_build_times(families: tuple[str, ...] = BENCH_FAMILIES) -> dict:
 def _print(out: dict) -> None:
     from rich.table import Table
 
-    from radnerf_cli.console import console
+    from radnerf_cli.console import results as console
 
     speed = {(r["op"], r["size"], r["device"], r["ratio"].split("/")[0]): r["speedup"] for r in out["ratios"]}
     t = Table(title="kernel benchmarks" + (" (quick)" if out["quick"] else ""))

@@ -55,8 +55,13 @@ class Availability:
 
 
 def cache_root() -> Path:
+    """$RADNERF_KERNEL_CACHE, else $XDG_CACHE_HOME/radnerf/kernels, else ~/.cache/radnerf/kernels."""
     env = os.environ.get("RADNERF_KERNEL_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "radnerf" / "kernels"
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "radnerf" / "kernels"
 
 
 def _torch_tag() -> str:

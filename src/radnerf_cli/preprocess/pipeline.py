@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from radnerf_cli import fsutil, media
-from radnerf_cli.console import console, progress
+from radnerf_cli.console import progress, results
 from radnerf_cli.errors import InputError, RadNerfError
 from radnerf_cli.preprocess import background, landmarks, overlays, parsing, pose, video
 from radnerf_cli.preprocess.config import PreprocessConfig
@@ -438,7 +438,7 @@ def print_summary(s: dict) -> None:
         + (f" [yellow]({s['audio']['warning']})[/yellow]" if s["audio"].get("warning") else ""),
     ]
     for line in lines:
-        console.print(line)
+        results.print(line)
     table = Table(title="preprocess steps", show_edge=False)
     for col in ("step", "seconds", "items", "items/s"):
         table.add_column(col, justify="right" if col != "step" else "left")
@@ -449,7 +449,7 @@ def print_summary(s: dict) -> None:
             rate = v["items"] / v["seconds"] if v["seconds"] > 0 else 0.0
             table.add_row(k, f"{v['seconds']:.2f}", str(v["items"]), f"{rate:.1f}")
     table.add_row("total", f"{fps_total:.2f}", str(n), f"{n / fps_total:.1f}" if fps_total > 0 else "")
-    console.print(table)
+    results.print(table)
 
 
 def run_preprocess(video_path: str | os.PathLike, subject: Subject, cfg: PreprocessConfig, show: bool = True) -> dict:
