@@ -83,7 +83,7 @@ def test_json_option_on_summaries():
 
 def _run_main(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     code = "import sys; from radnerf_cli.cli import main; sys.argv = ['radnerf', *sys.argv[1:]]; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=300)
 
 
 def test_exit_codes_of_the_real_program(tmp_path):
@@ -109,7 +109,7 @@ def test_interrupt_exits_130(tmp_path):
         "    raise KeyboardInterrupt\n"
         "sys.argv = ['radnerf', 'sleepy']; main()\n"
     )
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert p.returncode == 130
 
 
@@ -151,3 +151,20 @@ def test_kernel_cache_honours_xdg(monkeypatch, tmp_path):
     assert loader.cache_root() == loader.Path.home() / ".cache" / "radnerf" / "kernels"
     monkeypatch.setenv("RADNERF_KERNEL_CACHE", str(tmp_path / "own"))
     assert loader.cache_root() == tmp_path / "own"
+
+
+def test_choices_match_the_engine():
+    from radnerf_cli.commands import choices
+    from radnerf_cli.kernels import loader
+    from radnerf_cli.model.config import PRESETS, STAGES
+
+    assert {f.value for f in choices.KernelFamily} == set(loader.FAMILIES)
+    assert {b.value for b in choices.BenchBackend} == set(loader.BACKENDS)
+    assert [s.value for s in choices.Stage] == list(STAGES)
+    assert {p.value for p in choices.Preset} == set(PRESETS)
+
+
+def test_help_does_not_import_torch():
+    p = subprocess.run([sys.executable, "-c", "import sys, radnerf_cli.cli; print('torch' in sys.modules)"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.stdout.strip() == "False", p.stderr

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from enum import Enum
 
-from radnerf_cli.kernels.loader import FAMILIES
-
 
 class Choice(str, Enum):
     """A string choice whose ``str()`` is its value (so messages print ``cpu``, not ``Device.cpu``)."""
@@ -43,8 +41,11 @@ class BenchBackend(Choice):
     cuda = "cuda"
 
 
-# one per kernel family the loader knows (encoding, raymarch)
-KernelFamily = Choice("KernelFamily", {f: f for f in FAMILIES})
+class KernelFamily(Choice):
+    """The kernel families of kernels/loader.py's FAMILIES (importing it here would import torch)."""
+
+    encoding = "encoding"
+    raymarch = "raymarch"
 
 
 class AudioFeatures(Choice):
