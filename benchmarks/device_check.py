@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 #: (step, time limit in seconds on the GPU); the whole check is kept under 8 minutes on one modern GPU.
-PLAN = (("env", 60), ("build", 150), ("tests", 150), ("bench", 60), ("train", 150), ("infer", 60), ("whisper", 45))
+PLAN = (("env", 60), ("build", 240), ("tests", 120), ("bench", 120), ("train", 180), ("infer", 60), ("whisper", 45))
 BUDGET_S = 450  # steps that would start after this are reported as not run
 DRY_RUN_LIMIT_S = 900
 
@@ -32,21 +32,23 @@ def _write(path: Path, report: dict) -> None:
 
 def _headline(name: str, rec: dict) -> str:
     """One line per step for the summary."""
+    if "result" not in rec:
+        return rec.get("error", "failed")
     try:
-        return _describe(name, rec)
+        text = _describe(name, rec)
+        return text if rec.get("ok") else f"{rec.get('error', 'failed')}: {text}"
     except (KeyError, TypeError, ValueError) as e:
         return f"ok (summary unavailable: {type(e).__name__} {e})" if rec.get("ok") else rec.get("error", "failed")
 
 
 def _describe(name: str, rec: dict) -> str:
-    if not rec.get("ok"):
-        return rec.get("error", "failed")
-    r = rec.get("result", {})
+    r = rec["result"]
     if name == "env":
         return (f"torch {r['torch']} (CUDA {r['torch_cuda']}), nvcc {r['nvcc_cuda']}, "
                 f"{r.get('gpu', 'no GPU')} {r.get('capability', '')}")
     if name == "build":
-        return ", ".join(f"{f} {v['seconds']} s" for f, v in r.items() if isinstance(v, dict)) + f" ({r['backend']})"
+        return ", ".join(f"{k} {v['seconds']} s" if "seconds" in v else f"{k} FAILED: {v['error']}"
+                         for k, v in r["builds"].items())
     if name == "tests":
         return f"{r['passed']} passed, {r['failed']} failed, {r['errors']} errors, {r['skipped']} skipped"
     if name == "bench":

@@ -123,3 +123,14 @@ def test_auto_plan_reports_the_fallback_without_building(no_compiler, monkeypatc
     name, why = backend.auto_plan("raymarch", "cpu")
     assert name == "torch" and "install g++" in why and "2.3-10.1x slower" in why
     assert not any(tmp_path.iterdir())  # nothing was built
+
+
+def test_a_stale_torch_build_lock_does_not_hang_the_next_load():
+    """A build killed mid-way (a timeout, Ctrl-C twice) leaves torch's `lock` file; the next load must not
+    wait for it forever."""
+    loader.load("raymarch", "cpu", quiet=True)  # built (or cached) normally first
+    (loader.build_dir("raymarch", "cpu") / "lock").write_text("")
+    code = "from radnerf_cli.kernels import loader; loader.load('raymarch', 'cpu', quiet=True); print('ok')"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stderr[-2000:]
+    assert not (loader.build_dir("raymarch", "cpu") / "lock").exists()

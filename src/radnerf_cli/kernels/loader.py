@@ -194,6 +194,9 @@ def load(family: str, backend: str, verbose: bool = False, quiet: bool = False) 
     cached = is_cached(family, backend)
     t0 = time.perf_counter()
     with _file_lock(d / ".radnerf-build.lock"):
+        # torch's own build lock is a plain file that a killed build leaves behind, after which every
+        # later load waits for it forever. Holding our lock, no other build runs here: remove it.
+        (d / "lock").unlink(missing_ok=True)
         try:
             if cached or quiet:
                 mod = _load(name=name, sources=sources, extra_cflags=cflags, extra_ldflags=ldflags,
