@@ -256,7 +256,7 @@ def test_unreadable_feature_files(tmp_path):
         load_feature_file(tmp_path / "aud_eo.npy")
     bad = tmp_path / "aud_ds.npy"
     bad.write_text("not an array")
-    with pytest.raises(InputError, match=f"{bad}: not a readable .npy"):
+    with pytest.raises(InputError, match=f"{bad}: not an audio feature file"):
         load_feature_file(bad)
 
 

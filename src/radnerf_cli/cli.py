@@ -66,16 +66,26 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def main() -> None:
+    from radnerf_cli.engine import interrupt
+
+    interrupt.stop_cleanly_on_sigterm()
     try:
         app()
     except RadNerfError as e:
         report_error(e)
         sys.exit(EXIT_ERROR)
+    except OSError as e:
+        from radnerf_cli.fsutil import STORAGE_ERRNOS
+
+        if e.errno not in STORAGE_ERRNOS:
+            raise
+        report_error(RadNerfError(f"{e.filename or 'a file'}: {e.strerror}"))
+        sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         from radnerf_cli.console import err_console
 
         err_console.print("[yellow]interrupted[/yellow]")
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(interrupt.exit_code())  # EXIT_INTERRUPTED after Ctrl-C, 143 after SIGTERM
 
 
 if __name__ == "__main__":

@@ -36,3 +36,11 @@ class KernelError(RadNerfError):
 
 class TrainingError(RadNerfError):
     """Training cannot go on (for example the loss became NaN)."""
+
+
+class WriteError(RadNerfError):
+    """A file could not be written: no space left, read-only disk, no permission, not a folder."""
+
+
+class BusyError(RadNerfError):
+    """Another radnerf process is working on the same subject."""

@@ -70,6 +70,9 @@ class Subject:
 class Workspace:
     def __init__(self, path: str | os.PathLike | None = None):
         self.root = resolve_workspace(path)
+        for p in (self.root, self.root / "subjects"):
+            if p.exists() and not p.is_dir():
+                raise WorkspaceError(f"{p}: is a file, not a workspace folder", hint="give a folder with --workspace")
 
     def subject(self, name: str) -> Subject:
         if not name or "/" in name or name.startswith("."):

@@ -59,9 +59,18 @@ def load_feature_file(path: str | os.PathLike) -> tuple[np.ndarray, str]:
     if not p.is_file():
         raise InputError(f"{p}: audio feature file not found")
     try:
+        with open(p, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise InputError(f"{p}: cannot read the audio feature file ({e.strerror})") from None
+    if magic != b"\x93NUMPY":
+        raise InputError(f"{p}: not an audio feature file (not a .npy array)",
+                         hint="give features saved with numpy.save, e.g. RAD-NeRF's aud_eo.npy")
+    try:
         arr = np.load(p, allow_pickle=False)
     except Exception as e:  # ValueError, OSError, pickle refusals: all mean "not a numeric npy"
-        raise InputError(f"{p}: not a readable .npy array ({str(e).splitlines()[0]})") from None
+        raise InputError(f"{p}: not an audio feature file (a .npy that cannot be read as numbers: "
+                         f"{str(e).splitlines()[0]})") from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
         raise InputError(f"{p}: audio features must be a numeric array, got dtype {getattr(arr, 'dtype', '?')}")
     if arr.ndim == 3:

@@ -47,12 +47,14 @@ def evaluate(
     verbose: VerboseOpt = False,
 ) -> None:
     """Render each held-out frame with its own pose, audio and blink; compare with the real frame."""
+    from radnerf_cli import validate
     from radnerf_cli.console import configure, emit_json
     from radnerf_cli.engine.evaluate import evaluate as run_evaluate
     from radnerf_cli.kernels.backend import set_backend
     from radnerf_cli.workspace import Workspace
 
     configure(quiet, verbose, json_out)
+    validate.device(device.value)
     set_backend(backend.value)
     sub = Workspace(workspace).find_subject(subject)
     res = run_evaluate(sub, split=split.value, device=device_arg(device), max_frames=max_frames,

@@ -18,7 +18,6 @@ from radnerf_cli.commands.common import (
     VerboseOpt,
     WorkspaceOpt,
     check_output,
-    device_arg,
 )
 
 EPILOG = """\
@@ -49,21 +48,34 @@ def export(
     verbose: VerboseOpt = False,
 ) -> None:
     """Export a trained subject: a bundle to render on another machine without the dataset, or a mesh."""
-    from radnerf_cli.console import configure, emit_json, results
-    from radnerf_cli.engine.export import BUNDLE_SUFFIX, MeshConfig, check_writable, export_mesh, save_bundle
-    from radnerf_cli.engine.inference import TalkingHead
+    from radnerf_cli import validate
+    from radnerf_cli.console import configure
+    from radnerf_cli.engine.export import BUNDLE_SUFFIX, MeshConfig, check_writable
     from radnerf_cli.kernels import set_backend
+    from radnerf_cli.locks import claim_output
     from radnerf_cli.workspace import Workspace
 
     configure(quiet, verbose, json_out)
+    dev = validate.device(device.value)
+    validate.number("--threshold", threshold)
     set_backend(backend.value)
-    sub = Workspace(workspace).find_subject(subject)
+    ws = Workspace(workspace)
+    sub = ws.find_subject(subject)
     bundle = fmt == ExportFormat.bundle
     if out is None:
         out = sub.export_dir / (sub.name + (BUNDLE_SUFFIX if bundle else ".ply"))
     check_output(out, force)
     check_writable(out, fmt.value)
-    head = TalkingHead.from_subject(sub, device=device_arg(device))
+    with claim_output(out, ws.root):
+        _write(sub, out, bundle, dev, MeshConfig(resolution=resolution, threshold=threshold))
+
+
+def _write(sub, out: Path, bundle: bool, dev: str | None, mesh) -> None:
+    from radnerf_cli.console import emit_json, results
+    from radnerf_cli.engine.export import export_mesh, save_bundle
+    from radnerf_cli.engine.inference import TalkingHead
+
+    head = TalkingHead.from_subject(sub, device=dev)
     if bundle:
         path = save_bundle(head, out, subject=sub.name)
         size = path.stat().st_size
@@ -71,7 +83,7 @@ def export(
         results.print(f"render it anywhere with: radnerf render --model {path} --audio SPEECH.wav --out talk.mp4")
         emit_json({"format": "bundle", "path": str(path), "bytes": size, "audio_features": head.feature_kind})
     else:
-        path, nv, nf = export_mesh(head, out, MeshConfig(resolution=resolution, threshold=threshold))
+        path, nv, nf = export_mesh(head, out, mesh)
         results.print(f"mesh: [bold]{path}[/bold] ({nv} vertices, {nf} triangles)")
         emit_json({"format": "mesh", "path": str(path), "vertices": nv, "triangles": nf})
 

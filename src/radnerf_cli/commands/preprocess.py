@@ -55,6 +55,7 @@ def register(app: typer.Typer) -> None:
         Finished steps are skipped on a re-run, so an interrupted run resumes where it stopped.
         """
         from radnerf_cli.console import configure, emit_json
+        from radnerf_cli.locks import claim_subject
         from radnerf_cli.preprocess.config import PreprocessConfig
         from radnerf_cli.preprocess.pipeline import run_preprocess
         from radnerf_cli.workspace import Workspace
@@ -64,4 +65,5 @@ def register(app: typer.Typer) -> None:
         subj = ws.subject(subject or video.stem)
         cfg = PreprocessConfig(size=size, audio_features=audio_features.value,
                                import_features=str(import_features) if import_features else None, force=force)
-        emit_json(run_preprocess(video, subj, cfg))
+        with claim_subject(subj):
+            emit_json(run_preprocess(video, subj, cfg))

@@ -18,7 +18,6 @@ from radnerf_cli.commands.common import (
     VerboseOpt,
     WorkspaceOpt,
     check_output,
-    device_arg,
 )
 
 EPILOG = """\
@@ -82,34 +81,45 @@ def render(
     verbose: VerboseOpt = False,
 ) -> None:
     """Render a trained subject saying what AUDIO says: poses and blinks from its training video."""
+    from radnerf_cli import validate
     from radnerf_cli.console import configure, emit_json, results
     from radnerf_cli.engine.export import check_writable
     from radnerf_cli.engine.render_video import (
         RenderOptions,
         audio_features,
+        background_spec,
         load_pose_file,
         read_audio,
         render_video,
+        source_span,
     )
     from radnerf_cli.errors import InputError
     from radnerf_cli.kernels import set_backend
+    from radnerf_cli.locks import claim_output
+    from radnerf_cli.workspace import resolve_workspace
 
     configure(quiet, verbose, json_out)
     set_backend(backend.value)
+    # Every input is checked before the model is loaded or any feature is computed.
+    dev = validate.device(device.value)
+    validate.render_options(start, duration, fix_eye, smooth)
     if out is None and frames_dir is None:
         raise InputError("nothing to write: give an output video with --out (and/or --frames-dir)")
     if out is not None:
         check_output(out, force, {"--audio": audio, "--features": features, "--pose": pose, "--model": model})
         check_writable(out, "video")
-    dev = device_arg(device)
-    # Bad input fails before the model is loaded.
+    if model is not None and subject is not None:
+        raise InputError("give either --model (a bundle) or --subject, not both")
+    background_spec(background)
     source = read_audio(audio, features)
+    source_span(source, start, duration)
     poses = load_pose_file(pose) if pose is not None else None
-    head, name = load_head(workspace, subject, model, dev, value(stage))
-    clip = audio_features(source, head.feature_kind, device=dev)
-    opts = RenderOptions(start=start, duration=duration, pose_smooth=smooth, fix_eye=fix_eye,
-                         background=background, torso=torso, crf=crf)
-    res = render_video(head, clip, out, opts, poses=poses, frames_dir=frames_dir)
+    with claim_output(out or frames_dir, resolve_workspace(workspace)):
+        head, name = load_head(workspace, subject, model, dev, value(stage))
+        clip = audio_features(source, head.feature_kind, device=dev)
+        opts = RenderOptions(start=start, duration=duration, pose_smooth=smooth, fix_eye=fix_eye,
+                             background=background, torso=torso, crf=crf)
+        res = render_video(head, clip, out, opts, poses=poses, frames_dir=frames_dir)
     results.print(f"rendered {res.frames} frames of '{name}' in {res.seconds:.1f} s ({res.fps:.2f} frames/s)")
     if res.out is not None:
         results.print(f"video: [bold]{res.out}[/bold]")

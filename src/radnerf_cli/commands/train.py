@@ -66,9 +66,12 @@ def register(app: typer.Typer) -> None:
         """Train the subject's model; re-running resumes from the last checkpoint."""
         import torch
 
+        from radnerf_cli import validate
         from radnerf_cli.console import configure, console, emit_json, results
+        from radnerf_cli.engine.resume import check_compatible
         from radnerf_cli.errors import KernelError
         from radnerf_cli.kernels import set_backend
+        from radnerf_cli.locks import claim_subject
         from radnerf_cli.model.config import STAGES, load_run_config
         from radnerf_cli.workspace import Workspace
 
@@ -93,6 +96,7 @@ def register(app: typer.Typer) -> None:
             preset_name = preset_name or ("full" if device == "cuda" else "fast")
             source = f"preset {preset_name}" + (f" + {config}" if config else "")
         cfg = load_run_config(preset_name, yaml_path, over)
+        validate.run_config(cfg)
 
         if show_config:
             _show_config(cfg, sub.name, source, json_out)
@@ -104,8 +108,10 @@ def register(app: typer.Typer) -> None:
 
         from radnerf_cli.engine.trainer import Trainer
 
-        console.print(f"training [bold]{sub.name}[/bold] ({', '.join(stages)}) on {device}, {source}")
-        reports = Trainer(sub, cfg, device).run(stages)
+        with claim_subject(sub):
+            check_compatible(sub, cfg)  # before the run's config is rewritten
+            console.print(f"training [bold]{sub.name}[/bold] ({', '.join(stages)}) on {device}, {source}")
+            reports = Trainer(sub, cfg, device).run(stages)
 
         from rich.table import Table
 

@@ -35,19 +35,64 @@ def save(path: Path, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
         save_file(clean, str(tmp), metadata={"meta": json.dumps(meta)})
 
 
+REQUIRED_META = ("stage", "step", "optimizer", "rng", "model_meta")  # keys every checkpoint's meta has
+REQUIRED_MODEL_META = ("config", "feature_kind", "feature_dim", "H", "W", "intrinsics")
+REQUIRED_TENSORS = ("data/background", "data/pose_track", "rng/generator")
+
+
+def _not_ours(path: Path, why: str) -> WorkspaceError:
+    return WorkspaceError(f"{path}: not a radnerf training checkpoint ({why})",
+                          hint="delete it to train that stage again")
+
+
+def check_meta(path: Path, meta: Any) -> dict[str, Any]:
+    """``meta`` when it has what a radnerf checkpoint's meta has; WorkspaceError naming ``path`` otherwise."""
+    if not isinstance(meta, dict):
+        raise _not_ours(path, "no radnerf metadata")
+    for k in REQUIRED_META:
+        if k not in meta:
+            raise _not_ours(path, f"no '{k}' in its metadata")
+    mm = meta["model_meta"]
+    if not isinstance(mm, dict) or not isinstance(mm.get("config"), dict):
+        raise _not_ours(path, "its model metadata is not a mapping")
+    for k in REQUIRED_MODEL_META:
+        if k not in mm:
+            raise _not_ours(path, f"no '{k}' in its model metadata")
+    return meta
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """Only the JSON meta of a checkpoint (no tensors are read), validated."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("meta", "null"))
+    except Exception as e:  # safetensors and json raise several error types
+        raise WorkspaceError(f"{path}: not a readable checkpoint ({str(e).splitlines()[0]})",
+                             hint="delete it to train that stage again") from None
+    return check_meta(path, meta)
+
+
 def load(path: Path, device: str | torch.device = "cpu") -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """Read a checkpoint: (tensors, meta). A damaged file raises WorkspaceError naming it."""
+    """Read a checkpoint: (tensors, meta). A damaged or foreign file raises WorkspaceError naming it."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt", device=str(device)) as f:
-            meta = json.loads((f.metadata() or {}).get("meta", "{}"))
+            meta = json.loads((f.metadata() or {}).get("meta", "null"))
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:  # safetensors raises several error types
         raise WorkspaceError(
             f"{path}: not a readable checkpoint ({str(e).splitlines()[0]})",
             hint="delete it to train that stage again",
         ) from None
+    check_meta(path, meta)
+    for k in REQUIRED_TENSORS:
+        if k not in tensors:
+            raise _not_ours(path, f"the tensor '{k}' is missing")
+    if not any(k.startswith("model/") for k in tensors):
+        raise _not_ours(path, "it holds no model weights")
     return tensors, meta
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,13 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
         raise InputError(f"{p}: cannot write the {what} here ({probe} is not a folder)")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise InputError(f"{p}: cannot write the {what} here (no write permission in {probe})")
+    try:  # permissions are not the whole story (root, read-only mounts, /proc): try a file there
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}.{os.getpid()}.", suffix=".tmp.probe", dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise InputError(f"{p}: cannot write the {what} here ({e.strerror or e})") from None
+    fsutil.clean_stale_temps(probe, recursive=False, stem=p.stem)  # left by a killed earlier write
     if p.exists() and not os.access(p, os.W_OK):
         raise InputError(f"{p}: cannot overwrite the {what} (the file is read-only)")
     return p
@@ -148,7 +156,10 @@ def load_bundle(path: str | os.PathLike, device: str | None = None) -> TalkingHe
         tensors = load_file(str(path), device="cpu")
     except Exception as e:
         raise InputError(f"{path}: bundle is damaged ({str(e).splitlines()[0][:120]})") from None
-    return TalkingHead.from_state(tensors, header["meta"], device=device)
+    meta = header.get("meta")
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise InputError(f"{path}: not a radnerf bundle (its header has no model settings)")
+    return TalkingHead.from_state(tensors, meta, device=device, source=path, error=InputError)
 
 
 # ----------------------------------------------------------------------------------------------

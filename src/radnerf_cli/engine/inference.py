@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from radnerf_cli.engine import checkpoint
-from radnerf_cli.errors import WorkspaceError
+from radnerf_cli.errors import RadNerfError, WorkspaceError
 from radnerf_cli.model.config import STAGES, RunConfig
 from radnerf_cli.workspace import Subject
 
@@ -103,12 +103,34 @@ class TalkingHead:
                 hint=f"run `radnerf train --subject {subject.name} --stage {stage}`",
             )
         tensors, meta = checkpoint.load(path)
-        return cls(inference_state(tensors), checkpoint.prefixed(tensors, "data"), meta["model_meta"], device)
+        return cls.checked(inference_state(tensors), checkpoint.prefixed(tensors, "data"), meta["model_meta"], device,
+                           source=path)
 
     @classmethod
-    def from_state(cls, tensors: dict[str, Tensor], meta: dict, device=None) -> TalkingHead:
+    def from_state(cls, tensors: dict[str, Tensor], meta: dict, device=None, source=None,
+                   error: type[RadNerfError] = WorkspaceError) -> TalkingHead:
         """Rebuild from :meth:`state_and_meta` output (``model/*`` and ``data/*`` tensors)."""
-        return cls(checkpoint.prefixed(tensors, "model"), checkpoint.prefixed(tensors, "data"), meta, device)
+        return cls.checked(checkpoint.prefixed(tensors, "model"), checkpoint.prefixed(tensors, "data"), meta, device,
+                           source=source, error=error)
+
+    @classmethod
+    def checked(cls, state: dict[str, Tensor], data: dict[str, Tensor], meta: dict, device=None, source=None,
+                error: type[RadNerfError] = WorkspaceError) -> TalkingHead:
+        """The constructor, with any mismatch between weights and metadata reported as one line naming ``source``."""
+        from omegaconf.errors import OmegaConfBaseException
+
+        where = f"{source}: " if source is not None else ""
+        try:
+            return cls(state, data, meta, device)
+        except RadNerfError as e:
+            raise error(f"{where}{e.message}", hint=e.hint) from None
+        except KeyError as e:
+            raise error(f"{where}damaged model file ({e.args[0]!r} is missing)",
+                        hint="export or train the subject again") from None
+        except (RuntimeError, ValueError, TypeError, AttributeError, OmegaConfBaseException) as e:
+            msg = " ".join(str(e).split())[:200]
+            raise error(f"{where}damaged model file (weights do not fit its settings: {msg})",
+                        hint="export or train the subject again") from None
 
     def state_and_meta(self) -> tuple[dict[str, Tensor], dict]:
         """Everything needed to render without the dataset: tensors and a JSON-able meta."""

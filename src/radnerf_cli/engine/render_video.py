@@ -193,29 +193,21 @@ def ping_pong(i: int, n: int) -> int:
 # background
 
 
-def parse_background(value: str, head: TalkingHead) -> np.ndarray:
-    """Background image uint8 [H, W, 3]: ``bc`` (the subject's), a colour name, ``#rrggbb``, ``r,g,b`` or an image."""
-    h, w = head.H, head.W
+def background_spec(value: str) -> str | tuple[int, int, int] | Path:
+    """Check a ``--bg`` value without a model: "bc", an (r, g, b) colour, or a readable image's path."""
     v = value.strip()
     if v.lower() in ("bc", "default", "subject"):
-        bg = np.asarray(head.background, dtype=np.uint8)
-        if bg.shape != (h, w, 3):
-            from PIL import Image
-
-            bg = np.asarray(Image.fromarray(bg).resize((w, h), Image.BILINEAR))
-        return bg
-    rgb = None
+        return "bc"
     if v.lower() in NAMED_COLOURS:
-        rgb = NAMED_COLOURS[v.lower()]
-    elif _HEX.match(v):
+        return NAMED_COLOURS[v.lower()]
+    if _HEX.match(v):
         hx = _HEX.match(v).group(1)
-        rgb = tuple(int(hx[k:k + 2], 16) for k in (0, 2, 4))
-    elif re.fullmatch(r"\s*\d{1,3}\s*,\s*\d{1,3}\s*,\s*\d{1,3}\s*", v):
+        return tuple(int(hx[k:k + 2], 16) for k in (0, 2, 4))  # type: ignore[return-value]
+    if re.fullmatch(r"\s*\d{1,3}\s*,\s*\d{1,3}\s*,\s*\d{1,3}\s*", v):
         rgb = tuple(int(x) for x in v.split(","))
         if max(rgb) > 255:
             raise InputError(f"background colour '{v}': components must be 0..255")
-    if rgb is not None:
-        return np.broadcast_to(np.array(rgb, dtype=np.uint8), (h, w, 3)).copy()
+        return rgb  # type: ignore[return-value]
     p = Path(v).expanduser()
     if not p.is_file():
         raise InputError(f"background '{v}': neither bc, a colour (white, #rrggbb, r,g,b) nor an image file")
@@ -223,12 +215,35 @@ def parse_background(value: str, head: TalkingHead) -> np.ndarray:
 
     try:
         with Image.open(p) as im:
+            im.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError):
+        raise InputError(f"{p}: not a readable image for the background") from None
+    return p
+
+
+def parse_background(value: str, head: TalkingHead) -> np.ndarray:
+    """Background image uint8 [H, W, 3]: ``bc`` (the subject's), a colour name, ``#rrggbb``, ``r,g,b`` or an image."""
+    h, w = head.H, head.W
+    spec = background_spec(value)
+    if spec == "bc":
+        bg = np.asarray(head.background, dtype=np.uint8)
+        if bg.shape != (h, w, 3):
+            from PIL import Image
+
+            bg = np.asarray(Image.fromarray(bg).resize((w, h), Image.BILINEAR))
+        return bg
+    if isinstance(spec, tuple):
+        return np.broadcast_to(np.array(spec, dtype=np.uint8), (h, w, 3)).copy()
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(spec) as im:
             im = im.convert("RGB")
             if im.size != (w, h):
                 im = im.resize((w, h), Image.BILINEAR)
             return np.asarray(im, dtype=np.uint8).copy()
     except (UnidentifiedImageError, OSError):
-        raise InputError(f"{p}: not a readable image for the background") from None
+        raise InputError(f"{spec}: not a readable image for the background") from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -248,15 +263,28 @@ class RenderResult:
 
 def frame_range(audio: RenderAudio, start: float, duration: float | None) -> tuple[int, int]:
     """First frame and frame count of the video inside the audio (InputError when out of range)."""
-    total = audio.features.shape[0]
-    if start < 0:
-        raise InputError(f"--start {start:g}: must not be negative")
+    return frame_span(audio.features.shape[0], audio.seconds, start, duration)
+
+
+def source_span(src: AudioSource, start: float, duration: float | None) -> tuple[int, int]:
+    """:func:`frame_range` for audio as read, before any features are made (checks --start early)."""
+    if src.samples is None:
+        total = src.features.shape[0]
+        return frame_span(total, total / FPS, start, duration)
+    seconds = src.samples.size / SAMPLE_RATE
+    return frame_span(frames_for(seconds), seconds, start, duration)
+
+
+def frame_span(total: int, seconds: float, start: float, duration: float | None) -> tuple[int, int]:
+    """First frame and frame count of a video of ``duration`` from ``start`` in ``total`` frames of audio."""
+    from radnerf_cli import validate
+
+    validate.number("--start", start, 0.0)
+    validate.number("--duration", duration, 0.0, lo_open=True)
     first = frames_for(start)
     if first >= total:
-        raise InputError(f"--start {start:g}s is past the end of the audio ({audio.seconds:.2f}s)")
+        raise InputError(f"--start {start:g}s is past the end of the audio ({seconds:.2f}s)")
     if duration is not None:
-        if duration <= 0:
-            raise InputError(f"--duration {duration:g}: must be positive")
         count = max(1, frames_for(duration))
         if first + count > total:
             count = total - first

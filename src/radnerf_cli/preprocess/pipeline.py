@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from radnerf_cli import fsutil, media
+from radnerf_cli import fsutil, media, staging
 from radnerf_cli.console import progress, results
 from radnerf_cli.errors import InputError, RadNerfError
 from radnerf_cli.preprocess import background, landmarks, overlays, parsing, pose, video
@@ -98,12 +98,12 @@ class _Writer:
 class Pipeline:
     """Runs the steps for one video into one subject folder."""
 
-    def __init__(self, video_path: str | os.PathLike, subject: Subject, cfg: PreprocessConfig):
+    def __init__(self, video_path: str | os.PathLike, subject: Subject, cfg: PreprocessConfig, root: Path | None = None):
         self.video_path = Path(video_path)
         self.subject = subject
         self.cfg = cfg
-        self.root = subject.root
-        self.state = subject.state_dir
+        self.root = root or subject.root  # where the dataset is built (a staging folder when one exists)
+        self.state = self.root / subject.state_dir.name
         self.timings: dict[str, dict] = {}
         self.src: video.SourceInfo | None = None
 
@@ -135,9 +135,14 @@ class Pipeline:
         return m if m.get("key") == self._key(step) else None
 
     def _finish(self, step: str, seconds: float, items: int, **info) -> dict:
+        fsutil.sync()  # the step's outputs reach the disk before its marker says they exist
         m = {"key": self._key(step), "seconds": round(seconds, 3), "items": items, **info}
         fsutil.write_json(self._marker(step), m)
         return m
+
+    def up_to_date(self) -> bool:
+        """Whether every step's marker matches (a re-run would change nothing)."""
+        return not self.cfg.force and all(self._done(step) is not None for step in STEPS)
 
     # ---- run -----------------------------------------------------------------------------------
     def run(self, until: str | None = None) -> dict:
@@ -379,7 +384,7 @@ class Pipeline:
             tiles.append(overlays.draw_frame(frame, landmarks.to_ibug68(mesh[i])[:, :2], labels, p["R"][i], p["t"][i], K))
             caps.append(f"frame {i}  ({i / cfg.fps:.1f} s)")
         sheet = overlays.contact_sheet(tiles, caps)
-        cfg_dir = self.subject.preview_dir
+        cfg_dir = self.root / self.subject.preview_dir.name
         _write_image(cfg_dir / "preprocess_overlays.png", sheet)
         overlays.pose_plot(cfg_dir / "preprocess_pose.png", pose.euler_deg(p["R_raw"]), pose.euler_deg(p["R"]),
                            p["t_raw"], p["t"], cfg.fps, p["cuts"])
@@ -390,7 +395,7 @@ class Pipeline:
         t = self.timings
         s = {
             "subject": self.subject.name,
-            "folder": str(self.root),
+            "folder": str(self.subject.root),
             "frames": t["track"].get("frames"),
             "frames_with_face": t["track"].get("with_face"),
             "interpolated": t["landmarks"].get("interpolated"),
@@ -410,7 +415,7 @@ class Pipeline:
             "steps": {k: {"seconds": v["seconds"], "cpu_seconds": v.get("cpu_seconds"), "items": v["items"],
                           "skipped": v["skipped"]} for k, v in t.items()},
         }
-        fsutil.write_json(self.subject.preview_dir / "preprocess_summary.json", s)
+        fsutil.write_json(self.root / self.subject.preview_dir.name / "preprocess_summary.json", s)
         return s
 
 
@@ -453,8 +458,18 @@ def print_summary(s: dict) -> None:
 
 
 def run_preprocess(video_path: str | os.PathLike, subject: Subject, cfg: PreprocessConfig, show: bool = True) -> dict:
-    """Preprocess ``video_path`` into ``subject``'s folder; returns the summary dict."""
-    summary = Pipeline(video_path, subject, cfg).run()
+    """Preprocess ``video_path`` into ``subject``'s folder; returns the summary dict.
+
+    A subject that already has a dataset is rebuilt beside it and swapped in only when complete.
+    """
+    pipe = Pipeline(video_path, subject, cfg)
+    video.check_source(pipe.video_path, cfg)
+    with fsutil.batched():
+        if subject.has_dataset() and not pipe.up_to_date():
+            with staging.rebuild(subject, seed=not cfg.force) as root:
+                summary = Pipeline(video_path, subject, cfg, root=root).run()
+        else:
+            summary = pipe.run()
     if show:
         print_summary(summary)
     return summary
