@@ -121,6 +121,23 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = 160
             w.writeframes(pcm.tobytes())
 
 
+def crop_filters(crop: tuple[int, int, int, int], canvas: tuple[int, int, int, int],
+                 frame: tuple[int, int]) -> list[str]:
+    """ffmpeg filters cutting ``crop`` out of ``canvas`` (both x, y, w, h) of a ``frame`` (w, h);
+    the part of the crop outside the canvas repeats the canvas's edge pixels."""
+    cx, cy, cw, ch = crop
+    bx, by, bw, bh = canvas
+    out = [] if (bx, by, bw, bh) == (0, 0, *frame) else [f"crop={bw}:{bh}:{bx}:{by}"]
+    rx, ry = cx - bx, cy - by
+    left, top = max(0, -rx), max(0, -ry)
+    right, bottom = max(0, rx + cw - bw), max(0, ry + ch - bh)
+    if left or top or right or bottom:
+        out += ["format=gbrp", f"pad={bw + left + right}:{bh + top + bottom}:{left}:{top}",
+                f"fillborders=left={left}:right={right}:top={top}:bottom={bottom}:mode=smear"]
+        rx, ry = rx + left, ry + top
+    return out + [f"crop={cw}:{ch}:{rx}:{ry}"]
+
+
 def read_frames(
     path: str | os.PathLike,
     fps: float | None = 25.0,
@@ -128,10 +145,13 @@ def read_frames(
     size: tuple[int, int] | None = None,
     start: float = 0.0,
     duration: float | None = None,
+    canvas: tuple[int, int, int, int] | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield RGB uint8 frames [H, W, 3], resampled to ``fps`` (None keeps the source timing).
 
     ``crop`` is (x, y, w, h) in source pixels (after rotation); ``size`` is the output (w, h).
+    ``canvas`` (x, y, w, h) is the part of the frame with picture in it (black bars left out); a
+    crop reaching beyond it (or beyond the frame) is filled by repeating the canvas's edge pixels.
     """
     path = Path(path)
     info = probe(path)
@@ -142,9 +162,8 @@ def read_frames(
     if fps:
         filters.append(f"fps={fps:g}")
     if crop is not None:
-        cx, cy, cw, ch = crop
-        filters.append(f"crop={cw}:{ch}:{cx}:{cy}")
-        w, h = cw, ch
+        filters += crop_filters(crop, canvas or (0, 0, w, h), (w, h))
+        w, h = crop[2], crop[3]
     if size is not None:
         filters.append(f"scale={size[0]}:{size[1]}:flags=area")
         w, h = size

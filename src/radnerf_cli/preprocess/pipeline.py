@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from radnerf_cli import fsutil, media, staging
-from radnerf_cli.console import progress, results
+from radnerf_cli.console import err_console, progress, results
 from radnerf_cli.errors import InputError, RadNerfError
 from radnerf_cli.preprocess import background, landmarks, overlays, parsing, pose, video
 from radnerf_cli.preprocess.config import PreprocessConfig
@@ -189,9 +189,13 @@ class Pipeline:
         assert self.src is not None
         fb = video.detect_faces(self.src, self.cfg)
         track = video.track_main_face(fb)
-        crop = video.choose_crop(self.src, track, self.cfg)
-        info = {"crop": list(crop), "max_faces": fb.max_faces, "source": [self.src.width, self.src.height],
+        crop = video.choose_crop(self.src, track, self.cfg, fb.canvas)
+        info = {"crop": list(crop), "canvas": list(fb.canvas or ()), "max_faces": fb.max_faces,
+                "source": [self.src.width, self.src.height],
                 "source_fps": self.src.fps, "duration": self.src.duration}
+        if warning := video.upscale_warning(self.src, crop, self.cfg):
+            err_console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+            info["warning"] = warning
         fsutil.write_json(self.state / "video_info.json", info)
         return {"items": len(fb.boxes), **info}
 
@@ -215,7 +219,7 @@ class Pipeline:
             with fsutil.atomic_path(self.state / "person.u8") as ptmp, open(ptmp, "wb") as person_file, \
                     progress("frames") as bar:
                 task = bar.add_task("frames + landmarks", total=total)
-                for i, frame in enumerate(video.stream_frames(src, tuple(vi["crop"]), cfg)):
+                for i, frame in enumerate(video.stream_frames(src, tuple(vi["crop"]), cfg, tuple(vi.get("canvas") or ()) or None)):
                     writer.put(self.root / "ori_imgs" / f"{i}.jpg", frame, cfg.jpeg_quality)
                     m = mt.process(frame)
                     found.append(m is not None)

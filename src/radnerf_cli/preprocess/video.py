@@ -54,12 +54,17 @@ def _face_detector():
     return start_graph(lambda: mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5))
 
 
+BAR_LEVEL = 24  # rows / columns darker than this in every sampled frame are letterbox bars
+HAIR_MARGIN = 0.6  # the crop's top edge sits at least this many face sizes above the face box (hair)
+
+
 @dataclass
 class FaceBoxes:
     """Face boxes of the detection pass, in source pixels."""
 
     times: np.ndarray  # [T] seconds
     boxes: list[np.ndarray]  # per sample: [K, 4] (x0, y0, x1, y1), K faces (maybe 0)
+    canvas: tuple[int, int, int, int] | None = None  # (x, y, w, h) of the picture inside black bars
 
     @property
     def max_faces(self) -> int:
@@ -73,8 +78,11 @@ def detect_faces(src: SourceInfo, cfg: PreprocessConfig) -> FaceBoxes:
     h = max(2, int(round(src.height * scale / 2)) * 2)
     det = _face_detector()
     boxes: list[np.ndarray] = []
+    rows, cols = np.zeros(h, np.uint8), np.zeros(w, np.uint8)  # brightest value seen per row / column
     try:
         for frame in media.read_frames(src.path, fps=cfg.detect_fps, size=(w, h)):
+            np.maximum(rows, frame.max(axis=(1, 2)), out=rows)
+            np.maximum(cols, frame.max(axis=(0, 2)), out=cols)
             res = det.process(frame)
             bs = []
             for d in res.detections or []:
@@ -87,7 +95,26 @@ def detect_faces(src: SourceInfo, cfg: PreprocessConfig) -> FaceBoxes:
     if not boxes:
         raise InputError(f"{src.path}: no video frames could be decoded")
     times = np.arange(len(boxes)) / cfg.detect_fps
-    return FaceBoxes(times=times, boxes=boxes)
+    return FaceBoxes(times=times, boxes=boxes, canvas=picture_box(rows, cols, src))
+
+
+def picture_box(rows: np.ndarray, cols: np.ndarray, src: SourceInfo) -> tuple[int, int, int, int]:
+    """(x, y, w, h) in source pixels of the frame without its black bars (dark all clip long)."""
+
+    def span(v: np.ndarray, full: int) -> tuple[int, int]:
+        lit = np.flatnonzero(v >= BAR_LEVEL)
+        if len(lit) == 0 or len(lit) > 0.98 * len(v):
+            return 0, full
+        k = full / len(v)
+        lo, hi = int(np.ceil((lit[0] + 1) * k)), int(np.floor(lit[-1] * k))  # one small pixel inwards
+        lo, hi = (lo if lit[0] > 0 else 0), (hi if lit[-1] < len(v) - 1 else full)
+        lo += lo % 2
+        hi -= (hi - lo) % 2
+        return (lo, hi) if hi - lo >= 32 else (0, full)
+
+    y0, y1 = span(rows, src.height)
+    x0, x1 = span(cols, src.width)
+    return x0, y0, x1 - x0, y1 - y0
 
 
 def track_main_face(fb: FaceBoxes) -> np.ndarray:
@@ -124,30 +151,52 @@ def track_main_face(fb: FaceBoxes) -> np.ndarray:
     return out
 
 
-def choose_crop(src: SourceInfo, track: np.ndarray, cfg: PreprocessConfig) -> tuple[int, int, int, int]:
-    """Square crop (x, y, side, side) in source pixels holding the head and shoulders all clip long."""
+def choose_crop(src: SourceInfo, track: np.ndarray, cfg: PreprocessConfig,
+                canvas: tuple[int, int, int, int] | None = None) -> tuple[int, int, int, int]:
+    """Square crop (x, y, side, side) in source pixels holding the head and shoulders all clip long.
+
+    The crop stays inside ``canvas`` (the picture without black bars; default the whole frame)
+    where it can; it never cuts the head (hair included) to fit, and reaches past the picture's
+    edge instead (:func:`radnerf_cli.media.read_frames` fills that part from the edge pixels).
+    """
     ok = ~np.isnan(track[:, 0])
     if not ok.any():
         raise InputError(f"{src.path}: no face found in the video")
+    bx, by, bw, bh = canvas or (0, 0, src.width, src.height)
     t = track[ok]
     face = float(np.median(np.max(t[:, 2:] - t[:, :2], axis=1)))
     union = np.concatenate([t[:, :2].min(0), t[:, 2:].max(0)])
     # the union of all boxes plus a margin of one face on each side, and at least crop_scale faces
     side = max(cfg.crop_scale * face, (union[2] - union[0]) + 1.2 * face, (union[3] - union[1]) + 1.2 * face)
-    side = int(min(side, src.width, src.height))
-    side -= side % 2
+    faces = max(union[2] - union[0], union[3] - union[1])  # the face boxes must fit, even past the picture
+    side = int(np.ceil(max(min(side, bw, bh), faces)))
+    side += side % 2
     cx = (union[0] + union[2]) / 2
     cy = (union[1] + union[3]) / 2 + cfg.crop_up * side  # shift down: room for the shoulders
-    x = int(round(np.clip(cx - side / 2, 0, src.width - side)))
-    y = int(round(np.clip(cy - side / 2, 0, src.height - side)))
-    # keep the top of every face box inside: never cut the head to gain shoulders
-    y = int(min(y, max(0, union[1] - 0.25 * face)))
-    return x, y, side, side
+    x = cx - side / 2 if side > bw else np.clip(cx - side / 2, bx, bx + bw - side)
+    y = (union[1] + union[3] - side) / 2 if side > bh else np.clip(cy - side / 2, by, by + bh - side)
+    # keep the whole head inside, hair included (up to the picture's top): never cut it for shoulders
+    y = min(y, max(min(by, y), union[1] - HAIR_MARGIN * face))
+    return int(round(x)), int(round(y)), side, side
 
 
-def stream_frames(src: SourceInfo, crop: tuple[int, int, int, int], cfg: PreprocessConfig) -> Iterator[np.ndarray]:
+MAX_UPSCALE = 2.0  # a crop enlarged more than this to reach --size is reported
+
+
+def upscale_warning(src: SourceInfo, crop: tuple[int, int, int, int], cfg: PreprocessConfig) -> str | None:
+    """A warning when the crop holds far fewer pixels than the output size (the frames would be blurry)."""
+    side = crop[2]
+    if side * MAX_UPSCALE >= cfg.size:
+        return None
+    return (f"{src.path}: the head-and-shoulders crop is only {side}x{side} source pixels; it is enlarged "
+            f"{cfg.size / side:.1f}x to --size {cfg.size}, so the frames and the model will be blurry "
+            f"(a closer or sharper video helps; --size {max(64, side - side % 2)} keeps the source detail)")
+
+
+def stream_frames(src: SourceInfo, crop: tuple[int, int, int, int], cfg: PreprocessConfig,
+                  canvas: tuple[int, int, int, int] | None = None) -> Iterator[np.ndarray]:
     """RGB uint8 frames [size, size, 3] at ``cfg.fps`` (any source rate resampled by ffmpeg)."""
-    yield from media.read_frames(src.path, fps=cfg.fps, crop=crop, size=(cfg.size, cfg.size))
+    yield from media.read_frames(src.path, fps=cfg.fps, crop=crop, size=(cfg.size, cfg.size), canvas=canvas)
 
 
 def expected_frames(src: SourceInfo, cfg: PreprocessConfig) -> int:
