@@ -424,3 +424,60 @@ def test_render_inputs_checked_before_any_heavy_work(capsys, monkeypatch, ws, fi
         value = str(files["dir"] / value)
     refused(capsys, "render", "-s", "syn", "-w", ws, "--audio", files["speech"], "-o", files["dir"] / "x.mp4",
             opt, value, names=value if opt != "--start" else "--start 999")
+
+
+@pytest.fixture(scope="module")
+def clips(shared_data, tmp_path_factory) -> dict[str, Path]:
+    """8 s of the shared clip as a 64x64 video and as a 9:16 portrait with black bars above and below."""
+    d = tmp_path_factory.mktemp("clips")
+    src = shared_data / "anchor_cnn_25fps.mp4"
+    out = {"small": d / "small.mp4", "portrait": d / "portrait.mp4"}
+    for name, vf in (("small", "scale=64:64"), ("portrait", "scale=288:288,pad=288:512:0:112:black")):
+        subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", "-i", str(src), "-t", "8", "-vf", vf,
+                        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(out[name])], check=True)
+    return out
+
+
+def test_small_source_is_preprocessed_with_a_warning(capsys, clips, tmp_path):
+    code, out, err = run_cli(capsys, "preprocess", clips["small"], "-s", "small", "-w", tmp_path,
+                             "--audio-features", "mel")
+    assert code == 0, out + err
+    assert "Traceback" not in out + err
+    warning = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and str(clips["small"]) in warning[0] and "enlarged 8.0x" in warning[0], err
+
+
+def test_portrait_with_bars_keeps_the_head_and_leaves_the_bars_out(capsys, clips, tmp_path):
+    import cv2
+
+    code, out, err = run_cli(capsys, "preprocess", clips["portrait"], "-s", "p", "-w", tmp_path,
+                             "--audio-features", "mel")
+    assert code == 0, out + err
+    info = json.loads((tmp_path / "subjects" / "p" / ".radnerf" / "video_info.json").read_text())
+    x, y, side, _ = info["crop"]
+    assert 112 <= y and y + side <= 400, info  # inside the picture: no bar rows
+    frame = cv2.imread(str(tmp_path / "subjects" / "p" / "ori_imgs" / "0.jpg"))
+    assert frame[:8].mean() > 20 and frame[-8:].mean() > 20  # no black band at the top or bottom
+
+
+def test_crop_geometry():
+    from radnerf_cli.preprocess import video
+    from radnerf_cli.preprocess.config import PreprocessConfig
+
+    cfg = PreprocessConfig()
+    src = video.SourceInfo(Path("p.mp4"), 288, 512, 25.0, 8.0)
+    rows = np.zeros(512, np.uint8)
+    rows[112:400] = 200
+    canvas = video.picture_box(rows, np.full(288, 200, np.uint8), src)
+    assert canvas[0] == 0 and canvas[2] == 288 and 112 <= canvas[1] <= 116 and 396 <= canvas[1] + canvas[3] <= 400
+    # a face near the top of the picture: the crop starts at the picture's top, not in the bar above it
+    track = np.array([[90.0, 140.0, 200.0, 250.0]] * 5)
+    x, y, side, _ = video.choose_crop(src, track, cfg, canvas)
+    assert y == canvas[1] and y + side <= canvas[1] + canvas[3]
+    # a face too large for the frame's width: the crop reaches past the frame instead of cutting it
+    track = np.array([[-10.0, 150.0, 298.0, 420.0]] * 5)
+    x, y, side, _ = video.choose_crop(src, track, cfg, (0, 0, 288, 512))
+    assert side >= 308 and x < 0 and x + side > 288
+    filters = media.crop_filters((-10, 100, 308, 308), (0, 0, 288, 512), (288, 512))
+    assert filters[0].startswith("format=") and "fillborders=left=10:right=10" in filters[2]
+    assert filters[-1] == "crop=308:308:0:100"

@@ -61,8 +61,6 @@ def rebuild(subject: Subject, seed: bool = True) -> Iterator[Path]:
     input (InputError) removes staging; any other failure keeps it for the next run to resume.
     """
     stage = staging_dir(subject)
-    if stage.exists() and not seed:
-        shutil.rmtree(stage)
     if not stage.exists():
         tmp = stage.with_name(stage.name + ".seeding")
         shutil.rmtree(tmp, ignore_errors=True)

@@ -470,7 +470,7 @@ def run_preprocess(video_path: str | os.PathLike, subject: Subject, cfg: Preproc
     video.check_source(pipe.video_path, cfg)
     with fsutil.batched():
         if subject.has_dataset() and not pipe.up_to_date():
-            with staging.rebuild(subject, seed=not cfg.force) as root:
+            with staging.rebuild(subject) as root:
                 summary = Pipeline(video_path, subject, cfg, root=root).run()
         else:
             summary = pipe.run()
