@@ -481,3 +481,20 @@ def test_crop_geometry():
     filters = media.crop_filters((-10, 100, 308, 308), (0, 0, 288, 512), (288, 512))
     assert filters[0].startswith("format=") and "fillborders=left=10:right=10" in filters[2]
     assert filters[-1] == "crop=308:308:0:100"
+
+
+# ----------------------------------------------------------------------------------------------
+# outputs that would destroy something
+
+
+def test_outputs_that_would_overwrite_inputs_weights_or_files(capsys, ws, files, subject):
+    ck = subject / "run" / "checkpoints" / "head.safetensors"
+    weights = ck.read_bytes()
+    refused(capsys, "render", "-s", "syn", "-w", ws, "--audio", files["speech"], "-o", files["speech"],
+            names=str(files["speech"]))
+    refused(capsys, "export", "-s", "syn", "-w", ws, "-o", ck, "--force", names=str(ck))
+    existing = files["dir"] / "existing.mp4"
+    existing.write_bytes(b"keep me")
+    refused(capsys, "render", "-s", "syn", "-w", ws, "--audio", files["speech"], "-o", existing, names=str(existing))
+    assert existing.read_bytes() == b"keep me" and ck.read_bytes() == weights
+    still_renders(ws)
