@@ -107,7 +107,7 @@ def test_rays_hit_the_head_where_the_image_shows_it(syn):
         f = d.frame(i)
         rays = get_rays(d.poses[i : i + 1], d.intrinsics, d.H, d.W)
         hit = _ellipsoid_hits(rays["rays_o"][0], rays["rays_d"][0], axes).view(d.H, d.W)
-        head = f["face_mask"]  # parsing red = head coverage > 50 %
+        head = f["face_mask"]  # parsing head (blue on disk) = head coverage > 50 %
         agree = (hit == head).float().mean().item()
         assert agree > 0.98, f"frame {i}: rays and head mask agree on only {agree:.3f} of pixels"
         # where the ground truth differs from background and torso, a ray must hit the head

@@ -118,13 +118,14 @@ def test_parsing_fractions_are_plausible(processed):
     par = cv2.imread(str(subj.root / "parsing" / "50.png"), cv2.IMREAD_UNCHANGED)
     assert par.shape == (512, 512, 3)
     colors = {tuple(c) for c in np.unique(par.reshape(-1, 3), axis=0)}
-    assert colors <= {(255, 255, 255), (0, 0, 255), (0, 255, 0), (255, 0, 0)}  # BGR of white/red/green/blue
-    # head (red) around the nose, background (white) in the top corners, torso (blue) at the bottom corners
+    assert colors <= {(255, 255, 255), (0, 0, 255), (0, 255, 0), (255, 0, 0)}
+    # read with cv2 (BGR), as RAD-NeRF's scripts do: head BGR (255, 0, 0) around the nose, background
+    # white in the top corners, torso BGR (0, 0, 255) at the bottom corners
     lms = np.loadtxt(subj.root / "ori_imgs" / "50.lms")
     nx, ny = lms[30].astype(int)
-    assert tuple(par[ny, nx]) == (0, 0, 255)
+    assert tuple(par[ny, nx]) == (255, 0, 0)
     assert tuple(par[5, 5]) == (255, 255, 255)
-    assert tuple(par[505, 5]) == (255, 0, 0)
+    assert tuple(par[505, 5]) == (0, 0, 255)
     torso = cv2.imread(str(subj.root / "torso_imgs" / "50.png"), cv2.IMREAD_UNCHANGED)
     assert torso.shape == (512, 512, 4)
     assert torso[ny, nx, 3] == 0 and torso[505, 5, 3] == 255  # head removed, torso kept

@@ -4,7 +4,8 @@
                                        {img_id, aud_id, transform_matrix}
     root/gt_imgs/{img_id}.jpg          frames with the background replaced by bc.jpg
     root/torso_imgs/{img_id}.png       RGBA torso layer (optional: only the torso stage needs it)
-    root/parsing/{img_id}.png          red = head (optional: the face rectangle is used instead)
+    root/parsing/{img_id}.png          head BLUE (0, 0, 255) as stored, RAD-NeRF's convention (optional:
+                                       the face rectangle is used instead)
     root/ori_imgs/{img_id}.lms         68 landmark rows "x y" (x = column, y = row)
     root/bc.jpg                        background
     root/aud_<kind>.npy                [T, 16, C] audio features (see FEATURE_KINDS)
@@ -101,6 +102,14 @@ def face_rect(lms: np.ndarray, H: int, W: int) -> list[int]:
     xmin, xmax = int(lms[31:36, 1].min()), int(lms[:, 1].max())
     ymin, ymax = int(lms[:, 0].min()), int(lms[:, 0].max())
     return [max(0, xmin), min(H, xmax), max(0, ymin), min(W, ymax)]
+
+
+def head_mask(par: np.ndarray) -> np.ndarray:
+    """Head pixels of an RGB parsing image [H, W, 3] as stored on disk: bool [H, W].
+
+    RAD-NeRF's face parsing writes the head as BGR (255, 0, 0) with cv2, so in RGB it is blue.
+    """
+    return (par[..., 2] > 127) & (par[..., 0] < 128) & (par[..., 1] < 128)
 
 
 def find_feature_file(root: Path, feature: str | None) -> tuple[Path, str]:
@@ -315,7 +324,7 @@ class SubjectData:
             torso = _fit(_read_image(self.torso_paths[i], 4), self.torso_paths[i], H, W, ds)
         if self.parsing_paths:
             par = _fit(_read_image(self.parsing_paths[i], 3), self.parsing_paths[i], H, W, ds)
-            mask = (par[..., 0] > 127) & (par[..., 1] < 128) & (par[..., 2] < 128)
+            mask = head_mask(par)
         else:
             mask = np.zeros((H, W), dtype=bool)
             xmin, xmax, ymin, ymax = self.face_rects[i].tolist()

@@ -1,4 +1,8 @@
-"""Parsing: head (red), neck (green), torso (blue), background (white) for every frame.
+"""Parsing: head, neck, torso and background for every frame, in RAD-NeRF's on-disk colours.
+
+On disk (RGB as any image viewer shows it) the head is BLUE (0, 0, 255), the neck green, the torso
+RED (255, 0, 0) and the background white: RAD-NeRF's face parsing writes BGR (255, 0, 0) for the
+head with cv2 and its scripts read the files back with cv2, so its folders look like this.
 
 The person comes from mediapipe selfie segmentation; the landmarks split it: the head is the
 person above the jaw line (hair and ears included, face oval always in), the neck a band under the
@@ -14,7 +18,8 @@ import numpy as np
 from radnerf_cli.preprocess.landmarks import FACE_OVAL, start_graph
 
 HEAD, NECK, TORSO, BG = 1, 2, 3, 0
-COLORS = np.array([[255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255]], dtype=np.uint8)  # by label
+# RGB colour of each label as stored on disk (RAD-NeRF's convention: head blue, torso red)
+COLORS = np.array([[255, 255, 255], [0, 0, 255], [0, 255, 0], [255, 0, 0]], dtype=np.uint8)
 _LUT3 = np.zeros((256, 1, 3), np.uint8)
 _LUT3[:4, 0] = COLORS
 _BODY = np.zeros(256, np.uint8)
@@ -83,7 +88,7 @@ def label_frame(person: np.ndarray, mesh: np.ndarray, size: int) -> np.ndarray:
 
 
 def colorize(labels: np.ndarray) -> np.ndarray:
-    """labels uint8 [H, W] -> RGB parsing image [H, W, 3] in RAD-NeRF's colours."""
+    """labels uint8 [H, W] -> RGB parsing image [H, W, 3] in RAD-NeRF's on-disk colours."""
     return cv2.LUT(cv2.merge([labels, labels, labels]), _LUT3)
 
 
@@ -121,6 +126,15 @@ def torso_rgba(frame: np.ndarray, labels: np.ndarray, mesh: np.ndarray) -> np.nd
             alpha[rr + fill_from, cols[cc]] = 255
     rgb = cv2.bitwise_and(rgb, rgb, mask=alpha)
     return np.dstack([rgb, alpha])
+
+
+def labels_from_rgb(par: np.ndarray) -> np.ndarray:
+    """RGB parsing image [H, W, 3] as read from disk -> labels uint8 [H, W] (RAD-NeRF's colours).
+
+    A pixel takes the label whose colour it is nearest to (JPEG-like noise or resampling tolerated).
+    """
+    d = ((par[:, :, None, :].astype(np.int32) - COLORS[None, None].astype(np.int32)) ** 2).sum(-1)
+    return d.argmin(-1).astype(np.uint8)
 
 
 def fractions(labels: np.ndarray) -> dict:
