@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each printing its table; all results in bench-results/bench.json.
 
-    python -m benchmarks.run [--quick] [--only kernels,audio,preprocess,train,render] [--out DIR]
+    python -m benchmarks.run [--quick] [--only kernels,audio,preprocess,train,render,live] [--out DIR]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ SUITES = {
     "preprocess": "benchmarks.bench_preprocess",
     "train": "benchmarks.bench_train",
     "render": "benchmarks.bench_render",
+    "live": "benchmarks.bench_live",
 }
 
 
