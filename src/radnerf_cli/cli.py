@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from radnerf_cli import __version__
-from radnerf_cli.commands import demo, evaluate, export, kernels, preprocess, render, train
+from radnerf_cli.commands import demo, evaluate, export, kernels, preprocess, render, serve, stream, train
 from radnerf_cli.errors import RadNerfError
 
 app = typer.Typer(
@@ -49,7 +49,7 @@ def _root(
     """
 
 
-for _mod in (preprocess, train, evaluate, render, export, kernels, demo):
+for _mod in (preprocess, train, evaluate, render, export, kernels, demo, serve, stream):
     _mod.register(app)
 
 
