@@ -84,7 +84,7 @@ def test_stream_pcm_on_stdin_writes_a_growing_playable_mp4(tmp_path):
     assert video_frames(out) > 0
     proc.stdin.close()
     err = proc.stderr.read().decode()
-    assert proc.wait(timeout=300) == 0, err
+    assert proc.wait(timeout=600) == 0, err
     info = media.probe(out)
     n = video_frames(out)
     assert n == 75, err  # 3 s at 25 fps, as `radnerf render` makes of the same audio
@@ -100,7 +100,7 @@ def test_stream_ctrl_c_ends_the_file_cleanly(tmp_path):
     _feed(proc, _pcm(1.6))
     proc.send_signal(signal.SIGINT)
     err = proc.stderr.read().decode()
-    assert proc.wait(timeout=300) == 0, err
+    assert proc.wait(timeout=600) == 0, err
     assert "interrupted" in err
     n = video_frames(out)
     assert n == 40, err  # every frame owed for the 1.6 s taken in
@@ -131,11 +131,11 @@ def test_stream_raw_rgb_to_stdout_and_wav_input(tmp_path):
 def test_stream_bad_input_is_one_clear_error(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     base = [sys.executable, "-m", "radnerf_cli", "stream", "-w", str(tmp_path)]
-    r = subprocess.run([*base, "--out", str(tmp_path / "x.mp4")], capture_output=True, env=env, timeout=120)
+    r = subprocess.run([*base, "--out", str(tmp_path / "x.mp4")], capture_output=True, env=env, timeout=600)
     assert r.returncode == 1 and "give the audio with --audio - (stdin)" in r.stderr.decode()
     r = subprocess.run([*base, "--audio", str(tmp_path / "none.wav"), "--out", str(tmp_path / "x.mp4")],
-                       capture_output=True, env=env, timeout=120)
+                       capture_output=True, env=env, timeout=600)
     assert r.returncode == 1 and "none.wav: file not found" in r.stderr.decode()
     r = subprocess.run([*base, "--audio", "-", "--sizes", "2", "--out", "x.mp4"], capture_output=True, env=env,
-                       timeout=120)
+                       timeout=600)
     assert r.returncode == 1 and "--sizes 2: every size must be in (0, 1]" in r.stderr.decode()

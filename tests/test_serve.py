@@ -67,7 +67,7 @@ def test_serve_refuses_a_non_local_bind_unless_given_with_host():
     assert resolve_host("0.0.0.0") == ("0.0.0.0", True)  # explicit: allowed, with a warning
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"), RADNERF_SERVE_HOST="0.0.0.0")
     r = subprocess.run([sys.executable, "-m", "radnerf_cli", "serve", "--port", "7999"], capture_output=True,
-                       env=env, timeout=120)
+                       env=env, timeout=600)
     assert r.returncode == 1
     assert "refusing to listen on 0.0.0.0" in r.stderr.decode() and "--host 0.0.0.0" in r.stderr.decode()
     with pytest.raises(InputError):
@@ -88,7 +88,7 @@ def test_serve_with_an_explicit_public_host_warns(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "radnerf_cli", "serve", "--host", "0.0.0.0", "--port", str(port),
                              "-w", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 600
         err = b""
         while b"warning" not in err and time.time() < deadline and proc.poll() is None:
             err += proc.stderr.readline()

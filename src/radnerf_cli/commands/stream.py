@@ -68,6 +68,7 @@ def stream(
     except ValueError as e:
         raise InputError(f"subject '{name}': {e}") from None
     sink = open_sink(out, head.W, head.H)
+    engine.warm_up()
     err_console.print(f"streaming '{name}' ({head.W}x{head.H}, {head.feature_kind} features) to {out}; "
                       f"latency {engine.latency * 1000:.0f} ms (audio windows {engine.audio_wait * 1000:.0f} ms); "
                       "Ctrl-C ends cleanly")

@@ -169,6 +169,7 @@ class LiveEngine:
         self._fed = 0  # samples fed
         self._anchor: float | None = None  # time the first chunk was fed
         self._last_image: np.ndarray | None = None
+        self._costs: dict[str, float] | None = None  # measured by warm_up
         self._current: str | None = None
         self.frames_out: list[LiveFrame] = []  # the latest frames' timing (images dropped), for stats
         self._worker = threading.Thread(target=self._features, name="live-features", daemon=True)
@@ -186,20 +187,27 @@ class LiveEngine:
         self._in.put(None)
 
     def warm_up(self) -> dict[str, float]:
-        """Render one silent frame at every level so the scheduler knows their costs (seconds)."""
+        """Render a silent frame at every level so the scheduler knows their costs (seconds).
+
+        The full-size one is kept as the image a frame can hold before any other was made."""
         import torch
 
+        if self._costs is not None:
+            return self._costs
         aud = torch.zeros(8, 16, self.head.feature_dim)
         costs = {}
         for lv in self.levels:
             for _ in range(2 if lv is self.levels[0] else 1):  # the very first frame pays one-time setup
                 t0 = self.clock()
-                lv.render(self.track[0], aud, None)
+                image = lv.render(self.track[0], aud, None)
                 dt = self.clock() - t0
+            if self._last_image is None:
+                self._last_image = image  # the idle head: what a held first frame shows
             self.scheduler.record(lv.name, dt)
             self.scheduler.stats[lv.name].frames -= 1  # warm-up frames are not part of the video
             lv.reset()
             costs[lv.name] = dt
+        self._costs = costs
         return costs
 
     # ---------------------------------------------------------------- feature thread

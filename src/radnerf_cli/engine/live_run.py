@@ -81,7 +81,7 @@ def _read(feeder: _Feeder, source: str, samples: np.ndarray | None, pcm_format: 
 def run_stream(engine, sink, source: str, samples: np.ndarray | None = None, pcm_format: str = "s16le",
                log: Callable[[str], None] = print) -> dict:
     """Feed ``source`` (stdin, file, mic) through ``engine`` into ``sink`` until it ends or Ctrl-C; returns stats."""
-    engine.warm_up()
+    engine.warm_up()  # once: a no-op when the caller did it already
     feeder = _Feeder(engine, sink)
     errors: list[BaseException] = []
     interrupted = []

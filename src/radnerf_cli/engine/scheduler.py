@@ -38,6 +38,7 @@ class FrameScheduler:
     headroom: float = 0.85  # a level is sustainable when cost <= headroom * period
     smoothing: float = 0.3  # weight of a new measurement in the running cost
     recovery: float = 0.99  # per frame, the estimate of a better, unused level shrinks by this factor
+    retry_limit: float = 0.4  # seconds: levels estimated slower than this are not retried
     realtime: bool = True  # False: always the best level (no deadlines: offline-quality streaming)
     stats: dict[str, LevelStats] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
@@ -56,12 +57,14 @@ class FrameScheduler:
         if level != HOLD:
             s.cost = seconds if s.cost is None else (1 - self.smoothing) * s.cost + self.smoothing * seconds
         # levels better than the one used grow slowly cheaper in the estimate, so a passing slowdown
-        # (another program, a burst of audio) does not keep the video degraded: they get tried again
+        # (another program, a burst of audio) does not keep the video degraded: they get tried again.
+        # A level measured far slower than real time (> retry_limit) is not retried: one more try would
+        # stall every frame behind it.
         for n in self.levels:
             if n == level:
                 break
             c = self.stats[n].cost
-            if c is not None:
+            if c is not None and c <= self.retry_limit:
                 self.stats[n].cost = c * self.recovery
 
     def sustainable(self, level: str) -> bool:
