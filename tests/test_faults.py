@@ -201,6 +201,21 @@ def test_sigterm_saves_a_checkpoint(ws, tmp_path):
     still_renders(local)
 
 
+def test_sigterm_is_deferred_like_ctrl_c():
+    from radnerf_cli.engine import interrupt
+
+    with interrupt.DeferredInterrupt() as intr:
+        os.kill(os.getpid(), signal.SIGTERM)  # handled at the end of the step, not here
+        assert intr.requested
+        with pytest.raises(KeyboardInterrupt):  # a second request stops at once
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGTERM) != intr._handler  # the previous handler is back
+    assert interrupt.exit_code() == 130
+    interrupt.last_signal = signal.SIGTERM
+    assert interrupt.exit_code() == 143
+    interrupt.last_signal = None
+
+
 def test_temps_of_killed_runs_are_removed_live_ones_kept(capsys, ws, files, subject, tmp_path):
     dead = 2**22 + 12345  # above the kernel's default pid_max: no such process
     stale = [subject / "run" / "checkpoints" / f".head.{dead}.a1b2c3d4.tmp.safetensors",
@@ -333,8 +348,8 @@ def test_damaged_checkpoint(capsys, ws, files, subject, damage):
         meta = f.metadata()
     if damage == "foreign":
         tensors, meta = {"weight": torch.zeros(4, 4)}, {"format": "pt"}
-    elif damage == "missing_tensor":
-        tensors.pop(next(k for k in tensors if k.startswith("ema/")))
+    elif damage == "missing_tensor":  # a weight with no EMA copy to stand in for it
+        tensors.pop(next(k for k in tensors if k.startswith("model/") and "ema/" + k[6:] not in tensors))
     else:
         k = next(k for k in tensors if k.startswith("ema/") and tensors[k].numel() > 4)
         tensors[k] = tensors[k].reshape(-1)[:-1].clone()
