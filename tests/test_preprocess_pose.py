@@ -148,3 +148,31 @@ def test_edited_cuts_are_found_and_never_smoothed_across():
     Rs, _ = pose.smooth_poses(R, t, 1.5, cuts)
     ys = pose.euler_deg(np.diag([1.0, -1.0, -1.0]) @ Rs)[:, 1]
     assert abs(ys[59]) < 1.0 and abs(ys[60] - 6.0) < 1.0  # both sides keep their level up to the cut
+
+
+def _euler_track(base_deg: float, n: int = 200, amp_deg: float = 5.0, noise_deg: float = 0.0, seed: int = 0):
+    """Rotations about x by base + a slow sine (+ noise) and a small yaw wobble: [n, 3, 3]."""
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    x = base_deg + amp_deg * np.sin(2 * np.pi * t / 50) + noise_deg * rng.standard_normal(n)
+    y = 3.0 * np.sin(2 * np.pi * t / 80)
+    return Rotation.from_euler("xyz", np.stack([x, y, np.zeros(n)], 1), degrees=True).as_matrix()
+
+
+def test_jitter_of_a_track_crossing_180_degrees():
+    """A face looking at an OpenCV camera sits near 180 deg about x: the Euler angle crosses +-180."""
+    from scipy.spatial.transform import Rotation
+
+    R180 = _euler_track(180.0)
+    ex = Rotation.from_matrix(R180).as_euler("xyz", degrees=True)[:, 0]
+    assert ex.max() > 170 and ex.min() < -170  # the track really wraps
+    smooth = pose.jitter_deg(R180)
+    # a 5-degree, 50-frame sine has a second difference of at most 5 * (2 pi / 50)^2 = 0.08 deg
+    assert smooth < 0.15, smooth
+    assert smooth == pytest.approx(pose.jitter_deg(_euler_track(0.0)), abs=0.02)
+    # i.i.d. noise of sigma on one axis: the second difference has RMS sqrt(6) sigma
+    noisy = pose.jitter_deg(_euler_track(180.0, noise_deg=0.5, n=2000))
+    assert noisy == pytest.approx(np.sqrt(6) * 0.5, rel=0.1), noisy
+    assert noisy == pytest.approx(pose.jitter_deg(_euler_track(0.0, noise_deg=0.5, n=2000)), rel=0.02)

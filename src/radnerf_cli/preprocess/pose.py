@@ -251,13 +251,20 @@ def jitter_deg(R: np.ndarray, cuts: np.ndarray | None = None) -> float:
 
     Smooth head motion has a small second difference; frame-to-frame noise a large one. Second
     differences that straddle a cut are left out.
+
+    The differences are taken between rotations, never between angles: the frame-to-frame rotation
+    ``R[i+1] R[i]^T`` is small, so its axis-angle vector has no wrap-around, and the jitter is the
+    change of that vector from one frame to the next. (Differencing the per-frame axis-angle vectors
+    or Euler angles directly jumps by up to 360 degrees where a track crosses +-180, as an OpenCV
+    head-to-camera rotation of a face looking at the camera does, about 180 degrees around x.)
     """
     acc = []
     for a, b in segments(len(R), np.zeros(0, int) if cuts is None else cuts):
         if b - a < 3:
             continue
-        rv = np.stack([cv2.Rodrigues(np.ascontiguousarray(r))[0].reshape(3) for r in R[a:b]])
-        acc.append(rv[2:] - 2 * rv[1:-1] + rv[:-2])
+        rel = R[a + 1 : b] @ np.swapaxes(R[a : b - 1], 1, 2)  # [M-1, 3, 3] frame-to-frame rotations
+        w = np.stack([cv2.Rodrigues(np.ascontiguousarray(r, dtype=np.float64))[0].reshape(3) for r in rel])
+        acc.append(w[1:] - w[:-1])
     if not acc:
         return 0.0
     acc = np.concatenate(acc)
