@@ -168,3 +168,21 @@ def test_help_does_not_import_torch():
     p = subprocess.run([sys.executable, "-c", "import sys, radnerf_cli.cli; print('torch' in sys.modules)"],
                        capture_output=True, text=True, timeout=300)
     assert p.stdout.strip() == "False", p.stderr
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_face_tracker_native_logs_only_with_verbose(verbose):
+    code = (
+        "from radnerf_cli.console import configure\n"
+        f"configure(verbose={verbose})\n"
+        "from skimage import data\n"
+        "from radnerf_cli.demo.facemesh import face_landmarks\n"
+        "assert face_landmarks(data.astronaut()) is not None\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    native = [ln for ln in p.stderr.splitlines() if "inference_feedback_manager" in ln or "TensorFlow Lite" in ln]
+    if verbose:
+        assert native, p.stderr  # mediapipe does print them: the quiet run below is a real test
+    else:
+        assert not native, p.stderr

@@ -16,9 +16,11 @@ def face_landmarks(image: np.ndarray) -> np.ndarray | None:
         warnings.simplefilter("ignore", UserWarning)  # protobuf deprecation notes from inside mediapipe
         import mediapipe as mp
 
+        from radnerf_cli.preprocess.landmarks import quiet_native_logs
+
         h, w = image.shape[:2]
-        with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                                             min_detection_confidence=0.5) as mesh:
+        with quiet_native_logs(), mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.5) as mesh:
             res = mesh.process(np.ascontiguousarray(image))
     if not res.multi_face_landmarks:
         return None

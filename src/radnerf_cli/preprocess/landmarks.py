@@ -53,8 +53,15 @@ N_MESH = 468
 
 @contextlib.contextmanager
 def quiet_native_logs() -> Iterator[None]:
-    """Silence the C++ log lines mediapipe prints on stderr while its graphs start."""
+    """Silence the C++ log lines mediapipe prints on stderr while its graphs start (TensorFlow Lite's
+    ``INFO: Created TensorFlow Lite XNNPACK delegate``, ``W0000 ... inference_feedback_manager``),
+    unless the command runs with ``--verbose``."""
+    from radnerf_cli.console import mode
+
     warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype")
+    if mode.verbose:
+        yield
+        return
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -101,6 +108,7 @@ class MeshTracker:
             min_detection_confidence=min_confidence,
             min_tracking_confidence=0.5,
         ))
+        self._graph_cold = True  # no face seen yet: the landmark model's interpreter is not built
         self._prev: np.ndarray | None = None  # centre of the face followed so far, [2]
         self._width = 0.0  # its width in pixels
         self._static = static
@@ -108,7 +116,12 @@ class MeshTracker:
     def process(self, frame: np.ndarray) -> np.ndarray | None:
         """frame: RGB uint8 [H, W, 3] -> [468, 3] float32 or None."""
         h, w = frame.shape[:2]
-        res = self._mesh.process(frame)
+        if self._graph_cold:  # the landmark model starts (and logs) at the first frame with a face
+            with quiet_native_logs():
+                res = self._mesh.process(frame)
+            self._graph_cold = not res.multi_face_landmarks
+        else:
+            res = self._mesh.process(frame)
         faces = res.multi_face_landmarks
         if not faces:
             return None
