@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -42,6 +43,8 @@ def evaluate(
     backend: BackendOpt = Backend.auto,
     lmd: Annotated[bool, typer.Option("--lmd/--no-lmd", help="Also measure the mouth landmark distance (face tracker on every frame).")] = True,
     video: Annotated[bool, typer.Option("--video/--no-video", help="Write the side-by-side video (render | ground truth).")] = True,
+    audio: Annotated[list[str] | None, typer.Option("--audio", "-a", help="Also render this audio (wav, flac, mp3, video; repeatable) and score its lip sync.", show_default=False)] = None,
+    audio_seconds: Annotated[float | None, typer.Option("--audio-seconds", help="Score only the first S seconds of each --audio.", min=1.0, show_default=False)] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -50,15 +53,20 @@ def evaluate(
     from radnerf_cli import validate
     from radnerf_cli.console import configure, emit_json
     from radnerf_cli.engine.evaluate import evaluate as run_evaluate
+    from radnerf_cli.errors import InputError
     from radnerf_cli.kernels.backend import set_backend
     from radnerf_cli.workspace import Workspace
 
     configure(quiet, verbose, json_out)
     validate.device(device.value)
+    for a in audio or []:
+        if not Path(a).is_file():
+            raise InputError(f"{a}: audio file not found")
     set_backend(backend.value)
     sub = Workspace(workspace).find_subject(subject)
     res = run_evaluate(sub, split=split.value, device=device_arg(device), max_frames=max_frames,
-                       stage=value(stage), landmarks=lmd, video=video)
+                       stage=value(stage), landmarks=lmd, video=video,
+                       audios=audio or [], audio_seconds=audio_seconds)
     emit_json(res)
 
 

@@ -276,15 +276,17 @@ class SubjectData:
         _require_all(lms_paths, "ori_imgs (.lms landmarks)")
 
         # landmarks -> eye values and rectangles
-        eyes, lips, faces = [], [], []
+        eyes, lips, faces, all_lms = [], [], [], []
         for p in lms_paths:
             lms = _read_lms(p) / self.downscale
+            all_lms.append(lms)
             eyes.append(eye_area(lms, H, W))
             lips.append(lips_rect(lms, H, W))
             faces.append(face_rect(lms, H, W))
         self.eye: Tensor | None = torch.tensor(eyes, dtype=torch.float32)  # [N]
         self.lips_rects = torch.tensor(lips, dtype=torch.long)  # [N, 4]
         self.face_rects = torch.tensor(faces, dtype=torch.long)  # [N, 4]
+        self.lms68 = np.stack(all_lms) if all_lms else np.zeros((0, 68, 2))  # [N, 68, 2] (x, y) at this scale
 
         # background
         bc = root / "bc.jpg"
@@ -381,6 +383,7 @@ class SubjectData:
             "eye": None if self.eye is None else self.eye[i : i + 1],  # [1]
             "index": i,
             "lips_rect": self.lips_rects[i],  # [4]
+            "face_rect": self.face_rects[i],  # [4] RAD-NeRF's lower-face rectangle
             "bg": self.bg,  # [H, W, 3]
         }
 

@@ -70,6 +70,7 @@ def get_rays(
     patch_size: int = 1,
     rect: Sequence[int] | None = None,
     generator: torch.Generator | None = None,
+    inds: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """Rays through pixel centres.
 
@@ -77,6 +78,7 @@ def get_rays(
     ``patch_size`` > 1, N // patch_size^2 random square patches (each patch row-major, contiguous in
     the output). ``rect`` = (xmin, xmax, ymin, ymax) with x = rows and y = columns (RAD-NeRF's
     lips/face rectangles) selects every pixel of that rectangle, row-major, and ignores N.
+    ``inds`` [N] (row * W + col) gives the pixels explicitly and overrides the rest.
 
     Returns rays_o, rays_d [B, N, 3] (rays_d unit length) and inds [B, N] (row * W + col).
     """
@@ -87,7 +89,9 @@ def get_rays(
     fx, fy, cx, cy = (float(v) for v in intrinsics)
     gen_dev = generator.device if generator is not None else device
 
-    if rect is not None:
+    if inds is not None:
+        inds = inds.to(device).reshape(1, -1).expand(B, -1)
+    elif rect is not None:
         xmin, xmax, ymin, ymax = (int(v) for v in rect)
         xmin, xmax = max(0, xmin), min(H, xmax)
         ymin, ymax = max(0, ymin), min(W, ymax)

@@ -106,11 +106,14 @@ def evaluate(
     landmarks: bool = True,
     video: bool = True,
     show: bool = True,
+    audios: list[str | Path] | None = None,
+    audio_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Render every frame of ``split`` and score it against the ground truth.
 
     ``head``: a TalkingHead to evaluate (default: the subject's latest trained stage, or ``stage``).
-    ``landmarks``: compute LMD (needs the face tracker). ``video``: write the side-by-side mp4.
+    ``landmarks``: compute LMD and the lip-sync section (face tracker on every frame). ``video``:
+    write the side-by-side mp4. ``audios``: other audio files to render and score for lip sync.
     Returns what ``metrics.json`` holds: means (None where nothing could be measured), per-frame
     values, the frame count, timings and the paths written.
     """
@@ -136,7 +139,7 @@ def evaluate(
     lp = get_lpips(lp_device)
     tracker = None
     if landmarks:
-        from radnerf_cli.preprocess.landmarks import FaceTracker
+        from radnerf_cli.preprocess.landmarks import FaceTracker, to_ibug68
 
         tracker = FaceTracker()
     torso_trained = bool(getattr(head, "torso_trained", False))
@@ -157,6 +160,8 @@ def evaluate(
     samples: list[np.ndarray] = []
     sample_at = set(np.linspace(0, n - 1, min(N_SAMPLES, n)).round().astype(int).tolist())
     lmd_missed = 0
+    meshes_pred: list[np.ndarray | None] = []
+    meshes_gt: list[np.ndarray | None] = []
     head.reset()
     t0 = time.perf_counter()
     try:
@@ -181,7 +186,11 @@ def evaluate(
                     rec["lpips"] = float(lp(p_t, g_t).item())
                 rec["lmd"] = None
                 if tracker is not None:
-                    lp_pred, lp_gt = tracker.landmarks68(pred), tracker.landmarks68(gt)
+                    m_pred, m_gt = tracker.mesh(pred), tracker.mesh(gt)
+                    meshes_pred.append(m_pred)
+                    meshes_gt.append(m_gt)
+                    lp_pred = None if m_pred is None else to_ibug68(m_pred)[:, :2]
+                    lp_gt = None if m_gt is None else to_ibug68(m_gt)[:, :2]
                     if lp_pred is None or lp_gt is None:
                         lmd_missed += 1
                     else:
@@ -224,6 +233,12 @@ def evaluate(
         "reference_radnerf": REFERENCE,
         "per_frame": per_frame,
     }
+    if tracker is not None:
+        from radnerf_cli.engine import lipsync_eval
+
+        result["lipsync"] = lipsync_eval.section(subject.dataset, head, np.asarray(data.aud_ids[:n]),
+                                                 meshes_pred, meshes_gt, audios or [], show,
+                                                 audio_seconds)
     metrics_path = out_dir / "metrics.json"
     result["metrics"] = str(metrics_path)
     fsutil.write_json(metrics_path, result)
@@ -258,4 +273,18 @@ def print_table(result: dict[str, Any]) -> None:
     t.add_row("PSNR (dB)", fmt(result["psnr"], 2), f"{REFERENCE['psnr']:.2f}", "higher")
     t.add_row("LPIPS (AlexNet)", fmt(result["lpips"], 4), f"{REFERENCE['lpips']:.4f}", "lower")
     t.add_row("LMD (px)" + lmd_note, fmt(result["lmd"], 3), f"{REFERENCE['lmd']:.3f}", "lower")
+    ls = result.get("lipsync")
+    if ls:
+        err = ls["heldout"]["mouth_error"]
+        t.add_row("mouth error, not centred (px)", fmt(err["lmd_uncentred"], 3), "-", "lower")
     results.print(t)
+    if ls:
+        from radnerf_cli.engine.lipsync_eval import rows
+
+        s = Table(title="lip sync (face-mesh mouth opening vs. the speech envelope; not SyncNet)")
+        s.add_column("clip")
+        s.add_column("opening spread vs real", justify="right")
+        s.add_column("agreement with audio: r at 0 (best)", justify="right")
+        for r in rows(ls):
+            s.add_row(*r)
+        results.print(s)

@@ -1,6 +1,7 @@
 """The training losses of the three stages (RAD-NeRF's):
 
-    head   MSE + lambda_entropy * entropy(weights_sum) + ramp * lambda_amb * |ambient| outside the face
+    head   MSE (predictions clamped to [0, 1]) + lambda_entropy * entropy(weights_sum)
+           + ramp * lambda_amb * |ambient| outside the lower-face rectangle (nose to chin)
     lips   as head; on the whole-mouth steps + lambda_lpips * LPIPS (AlexNet) of the mouth patch
     torso  MSE + lambda_entropy * entropy(alpha) of the torso layer over the background
 """
@@ -30,7 +31,7 @@ def head_loss(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The head's loss from ``Renderer.head_train``'s output: (loss, mse, predicted colours [N, 3])."""
     ws = out["weights_sum"]
-    pred = out["image"] + (1 - ws).unsqueeze(-1) * bg
+    pred = (out["image"] + (1 - ws).unsqueeze(-1) * bg).clamp(0, 1)  # as RAD-NeRF: the loss sees valid colours
     mse = ((pred - gt) ** 2).mean()
     loss = mse + tc.lambda_entropy * entropy(ws)
     loss = loss + ramp * tc.lambda_amb * (out["ambient"] * outside).mean()

@@ -127,3 +127,10 @@ def write_metrics(run_dir: Path, rep: StageReport, history: dict[str, list[float
     m.setdefault("stages", {})[rep.stage] = {**asdict(rep), "history": history}
     m["device"] = str(device)
     fsutil.write_json(run_dir / "metrics.json", m)
+
+
+def write_mouth_fit(run_dir: Path, report: dict) -> None:
+    """Record the audio -> mouth-code fit in ``metrics.json``."""
+    m = read_metrics(run_dir)
+    m["mouth_fit"] = report
+    fsutil.write_json(run_dir / "metrics.json", m)

@@ -1,7 +1,9 @@
 """Which frame and which pixels a training step uses, and the targets gathered at those pixels.
 
 Every draw comes from the trainer's one seeded generator, in this order within a step:
-    head, lips   frame index; the ray subset (skipped for the whole mouth rectangle); per-ray noise
+    head, lips   frame index; the ray subset (skipped for the whole mouth rectangle: first the rays
+                 inside the lower-face rectangle when ``mouth_share`` > 0, then the uniform ones);
+                 per-ray noise
     torso        frame index; the pixel subset
 (grid updates draw their own frame index and jitter before the step's batch, every
 ``render.update_interval`` steps). Changing the order changes every trained model, and a resumed run
@@ -49,7 +51,7 @@ class HeadBatch:
     noises: Tensor  # [N] ray-start perturbation in [0, 1)
     gt: Tensor  # [N, 3] ground truth
     bg: Tensor  # [N, 3] background with the ground-truth torso over it
-    outside: Tensor  # [N] bool: the pixel is outside the face
+    outside: Tensor  # [N] bool: the pixel is outside the lower-face rectangle (where ambient is penalised)
     patch: tuple[int, int] | None  # (h, w) when the rays are the whole mouth rectangle, row-major
 
     @property
@@ -57,8 +59,29 @@ class HeadBatch:
         return int(self.noises.shape[0])
 
 
-def head_batch(data, gen: torch.Generator, num_rays: int, mouth: bool, device: torch.device) -> HeadBatch:
-    """A random frame and ``num_rays`` random rays of it, or (``mouth``) every ray of its mouth rectangle."""
+def in_rect(inds: Tensor, rect, W: int) -> Tensor:
+    """[N] row-major pixel indices -> [N] bool: inside (xmin, xmax, ymin, ymax), x = rows."""
+    xmin, xmax, ymin, ymax = (int(v) for v in rect)
+    r = torch.div(inds, W, rounding_mode="floor")
+    c = inds % W
+    return (r >= xmin) & (r < xmax) & (c >= ymin) & (c < ymax)
+
+
+def rect_pixels(rect, n: int, W: int, gen: torch.Generator) -> Tensor:
+    """``n`` uniformly drawn pixel indices inside the rectangle (xmin, xmax, ymin, ymax)."""
+    xmin, xmax, ymin, ymax = (int(v) for v in rect)
+    rows = torch.randint(xmin, max(xmax, xmin + 1), (n,), generator=gen)
+    cols = torch.randint(ymin, max(ymax, ymin + 1), (n,), generator=gen)
+    return rows * W + cols
+
+
+def head_batch(data, gen: torch.Generator, num_rays: int, mouth: bool, device: torch.device,
+               mouth_share: float = 0.0) -> HeadBatch:
+    """A random frame and ``num_rays`` rays of it, or (``mouth``) every ray of its mouth rectangle.
+
+    ``mouth_share`` of the rays are drawn inside the frame's lower-face rectangle (nose to chin),
+    the rest anywhere: the mouth is a small part of the frame and otherwise gets few rays a step.
+    """
     from radnerf_cli.data import get_rays
 
     i = random_frame(data, gen)
@@ -70,13 +93,18 @@ def head_batch(data, gen: torch.Generator, num_rays: int, mouth: bool, device: t
         rays = get_rays(pose, data.intrinsics, data.H, data.W, rect=rect)
         xmin, xmax, ymin, ymax = rect
         patch = (min(xmax, data.H) - max(xmin, 0), min(ymax, data.W) - max(ymin, 0))
+    elif mouth_share > 0:
+        n_face = int(round(num_rays * min(mouth_share, 1.0)))
+        face = rect_pixels(fr["face_rect"].tolist(), n_face, data.W, gen)
+        rest = torch.randint(0, data.H * data.W, (num_rays - n_face,), generator=gen)
+        rays = get_rays(pose, data.intrinsics, data.H, data.W, inds=torch.cat([face, rest]))
     else:
         rays = get_rays(pose, data.intrinsics, data.H, data.W, N=num_rays, generator=gen)
     inds = rays["inds"][0]
     noises = torch.rand(inds.shape[0], generator=gen)
     gt = fr["image"].view(-1, 3)[inds]
     bg = background(fr, inds)
-    outside = ~fr["face_mask"].view(-1)[inds]
+    outside = ~in_rect(inds, fr["face_rect"].tolist(), data.W)
     return HeadBatch(
         i, fr, rays["rays_o"][0].to(device).contiguous(), rays["rays_d"][0].to(device).contiguous(),
         noises.to(device), gt.to(device), bg.to(device), outside.to(device), patch,

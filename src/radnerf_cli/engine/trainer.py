@@ -179,12 +179,25 @@ class Trainer:
             if stage == "lips":  # continue the head's training state (raw weights and their EMA)
                 self._load_model_state(checkpoint.prefixed(tensors, "model"), ppath)
                 self.ema.load(checkpoint.prefixed(tensors, "ema"), self.device, known_only=True)
+                if tc.lips_schedule == "continue" and prev == "head":  # and Adam's moments, as RAD-NeRF
+                    checkpoint.load_optimizer(self.opt, tensors, meta["optimizer"])
             else:  # torso: the head's final (EMA) weights, frozen
                 self._load_model_state(inference_state(tensors), ppath)
                 self.ema = WeightEMA(self.named, tc.ema_decay)
             self._say(f"[bold]{stage}[/bold]: starting from the {prev} checkpoint ({ppath})")
         self.stages_done = [s for s in prev_stages if s != stage] + [stage]
+        if stage != "torso" and cfg.model.audio_path == "mouth":
+            self._mouth_setup(fit=stage == "head" and step == 0 and not path.is_file())
         return self._loop(stage, step, iters, path, max_steps)
+
+    def _mouth_setup(self, fit: bool) -> None:
+        """Tracked mouth codes of the training frames; on a fresh head stage, fit the audio -> code predictor."""
+        from radnerf_cli.engine import mouth_train
+
+        self.codes = mouth_train.tracked_codes(self.data, self.cfg.model.mouth_dim).to(self.device)
+        if fit:
+            rep = mouth_train.fit(self.model.audio.predictor, self.data, self.codes.cpu(), self.cfg, quiet=self.quiet)
+            run_outputs.write_mouth_fit(self.subject.run_dir, rep)
 
     # ------------------------------------------------------------------ loop
     def _loop(self, stage: str, start: int, iters: int, path: Path, max_steps: int | None) -> StageReport:
@@ -246,7 +259,10 @@ class Trainer:
         return rep
 
     def _lr_factor(self, stage: str, step: int, iters: int) -> float:
-        final = self.cfg.train.lips_lr_final if stage == "lips" else self.cfg.train.lr_final
+        tc = self.cfg.train
+        if stage == "lips" and tc.lips_schedule == "continue":  # the head's decay goes on past its end
+            return tc.lr_final ** ((tc.head_iters + step) / max(tc.head_iters, 1))
+        final = tc.lips_lr_final if stage == "lips" else tc.lr_final
         return final ** (step / max(iters, 1))
 
     def _step(self, stage: str, step: int, iters: int) -> tuple[float, float, int, int]:
@@ -278,11 +294,17 @@ class Trainer:
     # ------------------------------------------------------------------ losses
     def _head_loss(self, stage: str, step: int, iters: int) -> tuple[Tensor, Tensor, int, int]:
         tc, dev = self.cfg.train, self.device
-        b = sampling.head_batch(self.data, self.gen, tc.num_rays, stage == "lips" and step % 2 == 0, dev)
+        b = sampling.head_batch(self.data, self.gen, tc.num_rays, stage == "lips" and step % 2 == 0, dev,
+                                tc.mouth_rays)
         fr = b.frame
         eye = fr["eye"].view(1, 1).to(dev) if fr["eye"] is not None else None
         with self._autocast():
-            enc_a = self.model.audio(fr["aud"].to(dev))
+            if self.cfg.model.audio_path == "mouth":  # the field learns from the tracked mouth shape
+                code = self.codes[b.index : b.index + 1]
+                noise = torch.randn(code.shape, generator=self.gen).to(dev) * tc.mouth_code_noise
+                enc_a = self.model.audio.embed(code + noise)
+            else:
+                enc_a = self.model.audio(fr["aud"].to(dev))
         out = self.renderer.head_train(
             b.rays_o, b.rays_d, enc_a, self.model.ind_code(b.index), eye, b.noises, fp16=self.fp16,
         )
@@ -318,7 +340,10 @@ class Trainer:
 
         data, dev = self.data, self.device
         r = sampling.random_frame(data, self.gen)
-        enc_a = self.model.audio(audio_window(data.auds, int(data.aud_ids[r])).to(dev))
+        if self.cfg.model.audio_path == "mouth":
+            enc_a = self.model.audio.embed(self.codes[r : r + 1])
+        else:
+            enc_a = self.model.audio(audio_window(data.auds, int(data.aud_ids[r])).to(dev))
         eye = data.eye[r : r + 1].view(1, 1).to(dev) if data.eye is not None else None
 
         def density(x: Tensor) -> Tensor:

@@ -23,6 +23,9 @@ class ModelConfig:
     bound: float = 1.0  # the scene lives in [-bound, bound]^3 (model space, after nerf_matrix_to_ngp)
     audio_dim: int = 64  # size of the audio code enc_a
     audio_att: bool = True  # smooth the 8-frame window of audio codes with AudioAttNet
+    audio_path: str = "direct"  # direct: RAD-NeRF's audio net feeds the field; mouth: audio -> mouth-shape code -> field
+    mouth_dim: int = 4  # components of the mouth-shape code (audio_path=mouth)
+    mouth_dropout: float = 0.2  # dropout in the audio -> mouth-code predictor (audio_path=mouth)
     num_levels: int = 16  # levels of every multiresolution grid
     level_dim: int = 2  # features per level
     base_resolution: int = 16  # coarsest grid resolution
@@ -74,7 +77,11 @@ class TrainConfig:
     lr_net: float = 5e-4  # learning rate of the networks (the audio attention gets 5x)
     lr_att_mult: float = 5.0  # learning-rate multiplier of the audio attention network
     lr_final: float = 0.1  # learning rates decay per step to this fraction at the end of a stage
-    lips_lr_final: float = 0.05  # the same for the lips stage (as the original)
+    lips_lr_final: float = 0.05  # lips stage with lips_schedule=restart: decay from the full rate to this fraction
+    lips_schedule: str = "continue"  # continue: the head's decay goes on, Adam state kept (RAD-NeRF); restart: fresh Adam at full rate
+    mouth_rays: float = 0.0  # share of each head step's rays drawn inside the lower-face rectangle (0: uniform)
+    mouth_code_noise: float = 0.05  # std of the noise on tracked mouth codes while training the field (audio_path=mouth)
+    mouth_fit_steps: int = 1500  # steps of the audio -> mouth-code fit, at most 3 per training frame (100 at least)
     lambda_amb: float = 0.1  # weight of the ambient loss outside the face (ramped from 0)
     lambda_entropy: float = 1e-4  # weight of the entropy of the weights sum / torso alpha
     lambda_lpips: float = 0.01  # weight of LPIPS on the mouth patch in the lips stage
@@ -96,18 +103,20 @@ class RunConfig:
 
 # Presets are partial configs applied over the defaults.
 PRESETS: dict[str, dict[str, Any]] = {
-    # The original RAD-NeRF settings (meant for a CUDA GPU: 65536 rays, 200k + 50k + 200k iterations).
-    "full": {},
+    # The original RAD-NeRF settings (meant for a CUDA GPU: 65536 rays, 200k + 50k + 200k iterations),
+    # with the mouth driven through the audio -> mouth-code path (model.audio_path=direct for RAD-NeRF's).
+    "full": {"model": {"audio_path": "mouth"}, "train": {"mouth_rays": 0.25}},
     # A laptop-CPU budget: images downscaled 2x, 2048 rays per step, 2^14-entry tables (Adam touches
     # 4x fewer parameters per step), a 64^3 occupancy grid (an update evaluates 262k points instead
     # of 2.1M), 5000 + 500 + 3000 iterations; fine detail (teeth, hair) needs the full preset.
     # Its measured speed and quality are in the README ("Measured speed and quality").
     "fast": {
-        "model": {"log2_hashmap_size": 14, "desired_resolution": 1024, "torso_resolution": 512},
+        "model": {"log2_hashmap_size": 14, "desired_resolution": 1024, "torso_resolution": 512, "audio_path": "mouth"},
         "render": {"grid_size": 64},
         "train": {
             "downscale": 2,
             "num_rays": 2048,
+            "mouth_rays": 0.25,
             "head_iters": 5000,
             "lips_iters": 500,
             "torso_iters": 3000,

@@ -19,7 +19,16 @@ class TalkingHeadModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.feature_dim = feature_dim
-        self.audio = AudioEncoder(feature_dim, cfg.audio_dim, cfg.audio_att)
+        if cfg.audio_path == "mouth":
+            from radnerf_cli.model.mouth import MouthAudioEncoder
+
+            self.audio = MouthAudioEncoder(feature_dim, cfg.mouth_dim, cfg.audio_dim, cfg.mouth_dropout)
+        elif cfg.audio_path == "direct":
+            self.audio = AudioEncoder(feature_dim, cfg.audio_dim, cfg.audio_att)
+        else:
+            from radnerf_cli.errors import ConfigError
+
+            raise ConfigError(f"model.audio_path={cfg.audio_path!r}", hint="use direct or mouth")
         self.head = HeadField(cfg)
         self.torso = TorsoField(cfg)
         g = torch.Generator().manual_seed(0)
@@ -52,16 +61,22 @@ class TalkingHeadModel(nn.Module):
             if self.cfg.ind_dim_torso:
                 groups.append({"params": [self.individual_codes_torso], "lr": lr_net})
             return groups
-        groups = [
-            {"params": list(self.audio.audio_net.parameters()), "lr": lr_net},
+        if self.cfg.audio_path == "mouth":
+            # the field learns from tracked mouth codes through the embedding; the audio -> code
+            # predictor is fitted on its own before the head stage (engine.mouth_fit) and stays fixed
+            audio = [{"params": list(self.audio.embed.parameters()), "lr": lr_net}]
+        else:
+            audio = [{"params": list(self.audio.audio_net.parameters()), "lr": lr_net}]
+            if self.audio.audio_att_net is not None:
+                audio.append({"params": list(self.audio.audio_att_net.parameters()), "lr": lr_net * att_mult})
+        groups = audio[:1] + [
             {"params": list(self.head.encoder.parameters()), "lr": lr},
             {"params": list(self.head.encoder_ambient.parameters()), "lr": lr},
             {"params": list(self.head.ambient_net.parameters()), "lr": lr_net},
             {"params": list(self.head.sigma_net.parameters()), "lr": lr_net},
             {"params": list(self.head.color_net.parameters()), "lr": lr_net},
         ]
-        if self.audio.audio_att_net is not None:
-            groups.append({"params": list(self.audio.audio_att_net.parameters()), "lr": lr_net * att_mult})
+        groups += audio[1:]
         if self.cfg.ind_dim:
             groups.append({"params": [self.individual_codes], "lr": lr_net})
         return groups

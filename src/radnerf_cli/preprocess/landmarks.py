@@ -169,6 +169,13 @@ class FaceTracker:
         mesh = self._tracker.process(img)
         return None if mesh is None else to_ibug68(mesh)[:, :2].copy()
 
+    def mesh(self, image_rgb_uint8: np.ndarray) -> np.ndarray | None:
+        """image: RGB uint8 [H, W, 3] -> the [468, 3] face mesh in pixels, or None."""
+        img = np.ascontiguousarray(image_rgb_uint8)
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError(f"image must be RGB uint8 [H, W, 3], got {img.dtype} {list(img.shape)}")
+        return self._tracker.process(img)
+
     def close(self) -> None:
         self._tracker.close()
 

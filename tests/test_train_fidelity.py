@@ -1,0 +1,115 @@
+"""Where training follows RAD-NeRF exactly: the lips stage's schedule, the ambient mask, the clamp;
+and the mouth-weighted ray sampling and the mouth path's stage wiring."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from radnerf_cli.data import SubjectData
+from radnerf_cli.engine import losses, sampling
+from radnerf_cli.engine.inference import TalkingHead
+from radnerf_cli.engine.trainer import Trainer
+from radnerf_cli.model.config import load_run_config
+from radnerf_cli.workspace import Workspace
+from synthetic_scene import make_synthetic_subject
+
+SMALL = [
+    "model.num_levels=8", "model.log2_hashmap_size=12", "model.desired_resolution=256", "model.ambient_resolution=64",
+    "model.torso_resolution=64", "model.ind_num=64", "render.grid_size=32", "train.downscale=1", "train.num_rays=256",
+    "train.log_every=5", "train.ckpt_every=1000", "train.preview_every=100000", "train.val_frames=1",
+]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return make_synthetic_subject(tmp_path_factory.mktemp("d") / "syn", n_frames=24, size=32, feature_dim=16)
+
+
+def _subject(tmp_path, dataset):
+    shutil.copytree(dataset, tmp_path / "ws" / "subjects" / "syn")
+    return Workspace(tmp_path / "ws").find_subject("syn")
+
+
+def test_lips_stage_continues_the_head_schedule_and_adam_state(tmp_path, dataset):
+    sub = _subject(tmp_path, dataset)
+    cfg = load_run_config("fast", None, [*SMALL, "train.head_iters=20", "train.lips_iters=3"])
+    tr = Trainer(sub, cfg, "cpu", quiet=True)
+    tr.run(["head"])
+    head_lr = [g["initial_lr"] * cfg.train.lr_final ** (19 / 20) for g in tr.opt.param_groups]  # its last step
+    tr.run(["lips"])
+    # the lips stage's last step (2) runs at lr_final ** ((20 + 2) / 20) of the base rate: below the head's end
+    for g, h in zip(tr.opt.param_groups, head_lr, strict=True):
+        assert g["lr"] == pytest.approx(g["initial_lr"] * cfg.train.lr_final ** (22 / 20))
+        assert g["lr"] < h
+    steps = {int(s["step"]) for s in tr.opt.state.values() if "step" in s}
+    assert steps == {23}  # Adam's step count went on from the head's 20
+
+
+def test_lips_restart_schedule_is_still_available(tmp_path, dataset):
+    sub = _subject(tmp_path, dataset)
+    cfg = load_run_config("fast", None, [*SMALL, "train.head_iters=10", "train.lips_iters=2", "train.lips_schedule=restart"])
+    tr = Trainer(sub, cfg, "cpu", quiet=True)
+    tr.run(["head", "lips"])
+    g = tr.opt.param_groups[0]
+    assert g["lr"] == pytest.approx(g["initial_lr"] * cfg.train.lips_lr_final ** (1 / 2))
+
+
+def test_ambient_is_penalised_outside_the_lower_face_rectangle(dataset):
+    data = SubjectData(dataset, "train", preload=False)
+    gen = torch.Generator().manual_seed(0)
+    b = sampling.head_batch(data, gen, 4096, False, torch.device("cpu"))
+    xmin, xmax, ymin, ymax = b.frame["face_rect"].tolist()
+    inds = torch.arange(data.H * data.W)
+    inside = sampling.in_rect(inds, (xmin, xmax, ymin, ymax), data.W).view(data.H, data.W)
+    assert inside.sum() == (xmax - xmin) * (ymax - ymin)
+    assert inside[xmin, ymin] and inside[xmax - 1, ymax - 1]
+    assert not inside[:xmin].any() and not inside[xmax:].any() and not inside[:, ymax:].any()
+    assert 0 < (~b.outside).float().mean() < 0.5  # the lower face is a small part of the frame
+
+
+def test_mouth_share_of_rays(dataset):
+    data = SubjectData(dataset, "train", preload=False)
+    gen = torch.Generator().manual_seed(1)
+    uniform = sampling.head_batch(data, gen, 4000, False, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(1)
+    weighted = sampling.head_batch(data, gen, 4000, False, torch.device("cpu"), mouth_share=0.5)
+    assert weighted.n == 4000
+    assert (~weighted.outside).float().mean() >= 0.5
+    assert (~weighted.outside).float().mean() > (~uniform.outside).float().mean() + 0.3
+
+
+def test_training_predictions_are_clamped():
+    tc = load_run_config("fast").train
+    out = {"image": torch.full((4, 3), 1.5), "weights_sum": torch.ones(4), "ambient": torch.zeros(4)}
+    gt = torch.ones(4, 3)
+    loss, mse, pred = losses.head_loss(tc, out, gt, torch.zeros(4, 3), torch.zeros(4, dtype=torch.bool), 0.0)
+    assert float(mse) == 0.0 and float(pred.max()) == 1.0
+
+
+def test_mouth_path_trains_resumes_and_renders(tmp_path, dataset):
+    sub = _subject(tmp_path, dataset)
+    over = [*SMALL, "model.audio_path=mouth", "train.mouth_fit_steps=20", "train.mouth_rays=0.25",
+            "train.head_iters=12", "train.lips_iters=2", "train.ckpt_every=6"]
+    tr = Trainer(sub, load_run_config("fast", None, over), "cpu", quiet=True)
+    tr.run(["head"], max_steps=6)  # stop mid-stage, resume: the predictor's weights come back
+    tr2 = Trainer(sub, load_run_config("fast", None, over), "cpu", quiet=True)
+    tr2.run(["head", "lips"])
+    m = (sub.run_dir / "metrics.json").read_text()
+    assert '"mouth_fit"' in m
+    th = TalkingHead.from_subject(sub)
+    fr = tr2.data.frame(0)
+    a = th.render_frame(tr2.data.poses_raw[0], fr["aud"], None)
+    assert a.shape == (32, 32, 3)
+    assert np.isfinite(a).all()
