@@ -126,3 +126,15 @@ def test_live_whisper_with_full_lookahead_equals_offline():
     assert on.shape == off.shape
     cos = (on * off).sum(1) / np.linalg.norm(on, axis=1) / np.linalg.norm(off, axis=1)
     assert cos.min() > 0.995
+
+
+def test_microphone_opens_or_says_why_not():
+    from radnerf_cli.audio.pcm_input import open_microphone
+
+    try:
+        stream = open_microphone(lambda x: None)
+    except InputError as e:  # no sounddevice, no PortAudio or no input device: one line saying which
+        assert e.message.startswith("--mic")
+        return
+    stream.stop()
+    stream.close()

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from radnerf_cli.commands.common import BackendOpt, WorkspaceOpt
+from radnerf_cli.commands.choices import Backend, Device
+from radnerf_cli.commands.common import BackendOpt, DeviceOpt, WorkspaceOpt, device_arg
 
 ENV_HOST = "RADNERF_SERVE_HOST"
 LOCAL_HOSTS = ("localhost",)
@@ -46,8 +47,8 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=1, max=65535)] = 7860,
     workspace: WorkspaceOpt = None,
     max_upload_mb: Annotated[int, typer.Option("--max-upload-mb", help="Largest audio upload accepted, in MB.", min=1)] = 50,
-    device: Annotated[str, typer.Option("--device", help="Where the models run: auto, cpu or cuda.")] = "auto",
-    backend: BackendOpt = "auto",
+    device: DeviceOpt = Device.auto,
+    backend: BackendOpt = Backend.auto,
 ) -> None:
     """Serve a local web page: subjects with previews, renders of uploaded or recorded audio, and live talk."""
     from radnerf_cli.console import console, err_console
@@ -55,16 +56,14 @@ def serve(
     from radnerf_cli.kernels import set_backend
 
     bind, warn = resolve_host(host)
-    set_backend(backend)
-    if device not in ("auto", "cpu", "cuda"):
-        raise InputError(f"--device {device}: choose auto, cpu or cuda")
+    set_backend(backend.value)
     try:
         import uvicorn
 
         from radnerf_cli.web.app import create_app
     except ImportError as e:
         raise InputError(f"radnerf serve needs {e.name}", hint="reinstall radnerf: pip install -e .") from None
-    app = create_app(workspace, max_upload_mb, None if device == "auto" else device)
+    app = create_app(workspace, max_upload_mb, device_arg(device))
     if warn:
         err_console.print(f"[bold yellow]warning:[/bold yellow] listening on {bind}: anyone who can reach this "
                           "machine can use the page (there is no login)")

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from radnerf_cli.commands.common import BackendOpt, SubjectOpt, WorkspaceOpt
+from radnerf_cli.commands.choices import Backend, Device
+from radnerf_cli.commands.common import BackendOpt, DeviceOpt, ForceOpt, SubjectOpt, WorkspaceOpt, device_arg
 
 
 def parse_sizes(value: str) -> list[float]:
@@ -37,8 +38,9 @@ def stream(
     fix_eye: Annotated[float | None, typer.Option("--fix-eye", help="Hold the eyes at this opening value instead of the subject's blinks.", show_default=False)] = None,
     background: Annotated[str, typer.Option("--bg", "--background", help="Background: bc (the subject's), a colour or an image file.")] = "bc",
     torso: Annotated[bool, typer.Option("--torso/--no-torso", help="Render the torso under the head.")] = True,
-    device: Annotated[str, typer.Option("--device", help="Where the model runs: auto, cpu or cuda.")] = "auto",
-    backend: BackendOpt = "auto",
+    force: ForceOpt = False,
+    device: DeviceOpt = Device.auto,
+    backend: BackendOpt = Backend.auto,
 ) -> None:
     """Render a subject speaking live audio: frames leave as soon as their sound is known, at 25 fps."""
     from radnerf_cli.commands.render import load_head
@@ -49,7 +51,7 @@ def stream(
     from radnerf_cli.errors import InputError
     from radnerf_cli.kernels import set_backend
 
-    set_backend(backend)
+    set_backend(backend.value)
     if (audio is None) == (not mic):
         raise InputError("give the audio with --audio - (stdin) or --audio FILE, or listen with --mic (one of them)")
     samples = None
@@ -60,9 +62,13 @@ def stream(
         if samples is None:
             raise InputError(f"{audio}: stream needs sound, not a feature file")
     size_list = parse_sizes(sizes)
-    head, name = load_head(workspace, subject, model, device)
+    if out != "-" and "://" not in out:
+        from radnerf_cli.commands.common import check_output
+
+        check_output(Path(out), force, {"--audio": Path(audio) if audio not in (None, "-") else None})
+    head, name = load_head(workspace, subject, model, device_arg(device))
     opts = LiveOptions(latency=latency, sizes=size_list, realtime=realtime, fix_eye=fix_eye, background=background,
-                       torso=torso, whisper_lookahead=lookahead, device=None if device == "auto" else device)
+                       torso=torso, whisper_lookahead=lookahead, device=device_arg(device))
     try:
         engine = LiveEngine(head, opts)
     except ValueError as e:
