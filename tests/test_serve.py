@@ -95,7 +95,11 @@ def test_serve_with_an_explicit_public_host_warns(tmp_path):
         assert b"warning" in err and b"listening on 0.0.0.0" in err, err
     finally:
         proc.terminate()
-        proc.wait(30)
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 # ----------------------------------------------------------------------------------------------

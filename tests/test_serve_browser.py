@@ -56,7 +56,11 @@ def server(tmp_path_factory):
             time.sleep(0.5)
     yield url
     proc.terminate()
-    proc.wait(30)
+    try:
+        proc.wait(120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture(scope="module")
