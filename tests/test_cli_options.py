@@ -54,7 +54,10 @@ def test_help_lists_the_choices(cmd, opt, good):
     assert "<" in line and good in line and "TEXT" not in line and "<str>" not in line, line
 
 
-def test_env_var_choice_is_checked_too():
+def test_env_var_choice_is_checked_too(monkeypatch):
+    from radnerf_cli.kernels import backend
+
+    monkeypatch.setattr(backend, "_choice", None)  # an earlier command in this process may have chosen one
     r = runner.invoke(app, ["train", "--help"], env={"RADNERF_KERNELS": "metal"})
     assert r.exit_code == 0  # help never validates
     r = runner.invoke(app, ["kernels", "info", "--json"], env={"RADNERF_KERNELS": "metal"})
