@@ -42,6 +42,7 @@ class ModelConfig:
     ind_dim_torso: int = 8  # size of the torso's individual code (0 disables)
     torso_shrink: float = 0.8  # pixel coordinates are scaled by this before the torso deformation
     torso_resolution: int = 2048  # finest resolution of the torso's 2D grid
+    torso_log2_hashmap_size: int | None = None  # log2 table entries per level of the torso grid (None: log2_hashmap_size)
     torso_hidden_dim: int = 32  # width of the torso colour MLP
     torso_deform_dim: int = 64  # width of the torso deformation MLP
 

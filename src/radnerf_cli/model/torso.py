@@ -39,7 +39,7 @@ class TorsoField(nn.Module):
             num_levels=cfg.num_levels,
             level_dim=cfg.level_dim,
             base_resolution=cfg.base_resolution,
-            log2_hashmap_size=cfg.log2_hashmap_size,
+            log2_hashmap_size=cfg.torso_log2_hashmap_size or cfg.log2_hashmap_size,
             desired_resolution=cfg.torso_resolution,
             gridtype="tiled",
         )

@@ -62,7 +62,7 @@ def label_frame(person: np.ndarray, mesh: np.ndarray, size: int) -> np.ndarray:
         person = cv2.resize(person, (size, size), interpolation=cv2.INTER_LINEAR)
     pm = person > 127
     g = face_geometry(mesh)
-    fw, fh = g["fw"], g["fh"]
+    fw = g["fw"]
     ext = 0.45 * fw  # hair and ears reach this far beyond the face sides
     lo = mesh[LOWER_OVAL, :2]
     xl, xr = mesh[58, 0] - ext, mesh[288, 0] + ext
@@ -74,17 +74,27 @@ def label_frame(person: np.ndarray, mesh: np.ndarray, size: int) -> np.ndarray:
     oval = np.zeros((size, size), np.uint8)
     cv2.fillPoly(oval, [mesh[FACE_OVAL, :2].round().astype(np.int32)], 1)
     head = (pm & (above > 0)) | (oval > 0)
-    # neck: the person under the chin, in a column about as wide as the jaw is narrow
-    neck_box = np.zeros((size, size), np.uint8)
-    cx, chin_y = g["cx"], g["chin"][1]
-    half = 0.34 * fw
-    cv2.rectangle(neck_box, (int(cx - half), 0), (int(cx + half), int(chin_y + 0.45 * fh)), 1, -1)
-    neck = pm & (neck_box > 0) & ~head
+    neck = pm & (neck_zone(mesh, size) > 0) & ~head
     labels = np.zeros((size, size), np.uint8)
     labels[pm] = TORSO
     labels[neck] = NECK
     labels[head] = HEAD
     return labels
+
+
+def neck_zone(mesh: np.ndarray, size: int) -> np.ndarray:
+    """Where the neck can be: under the jaw line, narrowing from the jaw angles to a column about as
+    wide as the jaw is narrow, down to 0.45 face heights under the chin. uint8 [size, size]."""
+    g = face_geometry(mesh)
+    fw, fh, cx, chin_y = g["fw"], g["fh"], g["cx"], g["chin"][1]
+    lo = mesh[LOWER_OVAL, :2]  # image-right jaw angle over the chin to the image-left one
+    half = 0.34 * fw
+    bottom = chin_y + 0.45 * fh
+    waist = chin_y + 0.15 * fh  # the sides run in from the jaw angles to the column by here
+    poly = np.concatenate([lo, [[cx - half, waist], [cx - half, bottom], [cx + half, bottom], [cx + half, waist]]])
+    zone = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(zone, [poly.round().astype(np.int32)], 1)
+    return zone
 
 
 def colorize(labels: np.ndarray) -> np.ndarray:
@@ -105,25 +115,48 @@ def parsing_png(labels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+UNDER_CHIN = 0.22  # face heights the torso layer is painted up under the jaw (what a closing jaw may uncover)
+
+
 def torso_rgba(frame: np.ndarray, labels: np.ndarray, mesh: np.ndarray) -> np.ndarray:
-    """RGBA uint8 [H, W, 4]: torso and neck opaque, head removed, neck extended up under the chin."""
+    """RGBA uint8 [H, W, 4]: neck and torso opaque, head removed, and the body painted a little way up
+    under the jaw, following the jaw line: each column where the body meets the head continues upwards
+    with the colour of its first body rows, slowly darkening, then smoothed across columns (no
+    streaks, no block). What the band covers is hidden by the head in every training frame."""
     h, w = labels.shape
     alpha = cv2.LUT(labels, _BODY)  # 255 on neck and torso
-    neck = labels == NECK
-    cols = np.flatnonzero(neck.any(0))
-    rgb = frame.copy()
-    if len(cols):
-        top = neck[:, cols].argmax(0)  # first neck row of each column
-        fill_from = int(max(0, min(mesh[58, 1], mesh[288, 1])))  # from the jaw angles down
-        y1 = int(top.max())
-        if y1 > fill_from:
-            sub = labels[fill_from:y1, cols] == HEAD  # [h', C]
-            rows = np.arange(fill_from, y1)[:, None]
-            region = sub & (rows < top[None, :])
-            colors = frame[np.minimum(top + 2, h - 1), cols]  # [C, 3]: the neck colour under the chin
-            rr, cc = np.nonzero(region)
-            rgb[rr + fill_from, cols[cc]] = colors[cc]
-            alpha[rr + fill_from, cols[cc]] = 255
+    rgb = cv2.bitwise_and(frame, frame, mask=alpha)
+    body = alpha > 0
+    cols = np.flatnonzero(body.any(0))
+    if not len(cols):
+        return np.dstack([rgb, alpha])
+    top = body[:, cols].argmax(0)  # first body row of each column
+    above = np.maximum(top - 1, 0)
+    g = face_geometry(mesh)
+    jaw_l, jaw_r = sorted((float(mesh[58, 0]), float(mesh[288, 0])))
+    meets = (labels[above, cols] == HEAD) & (top > 0) & (cols >= jaw_l) & (cols <= jaw_r)
+    cols, top = cols[meets], top[meets]
+    L = int(round(UNDER_CHIN * g["fh"]))
+    if not len(cols) or L < 1:
+        return np.dstack([rgb, alpha])
+    # the colour to extend: mean of the first few body rows of the column (robust to a dark seam)
+    rows = np.clip(top[None, :] + np.arange(2, 6)[:, None], 0, h - 1)
+    colour = frame[rows, cols[None, :]].astype(np.float32).mean(0)  # [C, 3]
+    k = np.arange(1, L + 1)[:, None]  # rows above the body's top
+    rr = top[None, :] - k  # [L, C]
+    ok = rr >= 0
+    shade = (0.985 ** k)[..., None]  # [L, 1, 1]
+    paint = np.broadcast_to(colour[None], (L, len(cols), 3)) * shade
+    band = np.zeros((h, w), np.uint8)
+    canvas = rgb.astype(np.float32)
+    canvas[rr[ok], np.broadcast_to(cols, rr.shape)[ok]] = paint[ok]
+    band[rr[ok], np.broadcast_to(cols, rr.shape)[ok]] = 1
+    # smooth the band (and its seam with the body) across columns
+    near = cv2.dilate(band, np.ones((5, 5), np.uint8)) > 0
+    blur = cv2.GaussianBlur(canvas, (9, 5), 0)
+    canvas[near & (band > 0)] = blur[near & (band > 0)]
+    rgb = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
+    alpha[band > 0] = 255
     rgb = cv2.bitwise_and(rgb, rgb, mask=alpha)
     return np.dstack([rgb, alpha])
 
