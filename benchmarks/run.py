@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each printing its table; all results in bench-results/bench.json.
 
-    python -m benchmarks.run [--quick] [--only kernels,audio,preprocess,train,render,live,lipsync] [--out DIR]
+    python -m benchmarks.run [--quick] [--only kernels,audio,preprocess,train,render,live,lipsync,portrait] [--out DIR]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ SUITES = {
     "render": "benchmarks.bench_render",
     "live": "benchmarks.bench_live",
     "lipsync": "benchmarks.bench_lipsync",
+    "portrait": "benchmarks.bench_portrait",
 }
 
 

@@ -34,33 +34,44 @@ class GroundTruthHead:
     frame's, and returns the ground truth brightened by ``offset`` grey levels.
     """
 
-    def __init__(self, root, offset: int = 0, blank: bool = False):
+    def __init__(self, root, offset: int = 0, blank: bool = False, transparent: bool = False, torso: bool = False):
         import cv2
 
         self.data = SubjectData(root, "all")
-        self.offset, self.blank = offset, blank
+        self.offset, self.blank, self.transparent = offset, blank, transparent
         self.feature_kind, self.feature_dim = self.data.feature_kind, self.data.feature_dim
         self.H, self.W = self.data.H, self.data.W
         self.pose_track, self.eye_track = self.data.poses_raw, self.data.eye.numpy()
         self.background = cv2.cvtColor(cv2.imread(str(root / "bc.jpg")), cv2.COLOR_BGR2RGB)
-        self.torso_trained = False
+        self.torso_trained = torso
         self.resets, self.calls = 0, []
 
     def reset(self):
         self.resets += 1
 
-    def render_frame(self, pose, aud, eye, bg=None, torso=True):
+    def render_layers(self, pose, aud, eye, pixels=None, torso=False):
+        """An opaque 'head' covering the frame: the ground truth (+ offset), or the background when blank;
+        a transparent one (weights 0) when ``transparent``; a torso layer of zero opacity."""
         k = int(np.argmin(np.abs(self.data.poses_raw - pose[None]).reshape(len(self.data), -1).sum(1)))
         assert np.allclose(self.data.poses_raw[k], pose)
         self.calls.append({
             "img_id": self.data.frame_ids[k],
             "aud_ok": torch.equal(aud, audio_window(self.data.auds, int(self.data.aud_ids[k]))),
             "eye_ok": eye == pytest.approx(float(self.data.eye[k])),
-            "bg": None if bg is None else bg.copy(),
+            "torso": torso,
         })
         if self.blank:  # the background alone: no face anywhere
-            return self.background.copy()
-        return np.clip(self.data.image_uint8(k).astype(np.int32) + self.offset, 0, 255).astype(np.uint8)
+            img = self.background.copy()
+        else:
+            img = np.clip(self.data.image_uint8(k).astype(np.int32) + self.offset, 0, 255).astype(np.uint8)
+        n = self.H * self.W
+        weights = np.zeros(n, np.float32) if self.transparent else np.ones(n, np.float32)
+        out = {"head": img.reshape(-1, 3).astype(np.float32) / 255 * weights[:, None], "weights": weights}
+        if torso and self.torso_trained:
+            out["torso_rgb"], out["torso_alpha"] = np.zeros((n, 3), np.float32), np.zeros(n, np.float32)
+        if pixels is not None:
+            out = {key: v[pixels] for key, v in out.items()}
+        return out
 
 
 # ---- LMD ---------------------------------------------------------------------------------------
@@ -107,14 +118,13 @@ def test_evaluate_perfect_and_offset_renders(workspace, tmp_path):
     res = evaluate(sub, head=head, landmarks=False, show=False)
     assert res["frames"] == 5 and head.resets == 1
     assert [c["img_id"] for c in head.calls] == [50, 51, 52, 53, 54]
-    assert all(c["aud_ok"] and c["eye_ok"] for c in head.calls)
-    # a head without a trained torso is rendered over the ground-truth torso (RAD-NeRF's head eval)
-    bg = head.calls[0]["bg"]
-    torso = head.data.torso_uint8(50)
-    assert bg is not None and bg.shape == (48, 48, 3)
-    inside = torso[..., 3] == 255
-    assert inside.any() and np.array_equal(bg[inside], torso[..., :3][inside])
+    assert all(c["aud_ok"] and c["eye_ok"] and not c["torso"] for c in head.calls)
     assert res["psnr"] == 100.0 and res["lpips"] < 1e-5 and res["lmd"] is None
+    # without a trained torso, RAD-NeRF's protocol is the head over the real torso; the whole frame
+    # is not synthesized, and without a source video there is no portrait score
+    assert res["protocol"] == "head" and res["protocols"]["head"]["psnr"] == 100.0
+    assert res["protocols"]["whole"] is None and "no trained torso" in res["notes"]["whole"]
+    assert res["protocols"]["portrait"] is None and "source.json" in res["notes"]["portrait"]
     metrics = json.loads((sub.run_dir / "eval" / "metrics.json").read_text())
     assert metrics["psnr"] == res["psnr"] and len(metrics["per_frame"]) == 5
     info = media.probe(sub.run_dir / "eval" / "val.mp4")
@@ -129,6 +139,17 @@ def test_evaluate_perfect_and_offset_renders(workspace, tmp_path):
     assert 27.0 < off["psnr"] < 29.0  # 20 log10(255 / 10) = 28.1 dB, less where pixels clip at 255
     assert off["lpips"] > res["lpips"]
     assert not (tmp_path / "off" / "val.mp4").exists()
+
+    # a transparent head shows what it is rendered over: the real torso layer over the background
+    from radnerf_cli.engine.eval_protocols import real_torso_background
+    from radnerf_cli.metrics import psnr
+
+    see = evaluate(sub, head=GroundTruthHead(sub.dataset, transparent=True), landmarks=False, video=False,
+                   out_dir=tmp_path / "see", show=False)
+    bg = head.background
+    expect = np.mean([psnr(np.clip(real_torso_background(head.data.torso_uint8(k), bg) * 255 + 0.5, 0, 255)
+                           .astype(np.uint8) / 255.0, head.data.image_uint8(k) / 255.0) for k in range(50, 55)])
+    assert see["protocols"]["head"]["psnr"] == pytest.approx(expect, abs=1e-4)
 
 
 def test_evaluate_max_frames_and_missing_faces(workspace, tmp_path):
@@ -201,7 +222,8 @@ def test_evaluate_a_trained_run(tmp_path):
     assert r.exit_code == 0, r.output + repr(r.exception)
     metrics = json.loads((sub.run_dir / "eval" / "metrics.json").read_text())
     assert metrics["frames"] == 3 and metrics["stage"] == "head" and metrics["lmd"] is None
-    assert "PSNR (dB)" in r.output and "LPIPS" in r.output
+    assert metrics["protocol"] == "head" and metrics["protocols"]["whole"] is None
+    assert "PSNR (dB)" in r.output and "LPIPS" in r.output and "head over the real torso" in r.output
     info = media.probe(sub.run_dir / "eval" / "val.mp4")
     assert (info.width, info.height) == (64, 32) and info.has_audio
 
@@ -218,5 +240,48 @@ def test_evaluate_a_trained_run(tmp_path):
                                  float(data.eye[i]), bg=bg)
         gt = data.image_uint8(i)
         assert rec["img_id"] == data.frame_ids[i]
-        assert rec["psnr"] == pytest.approx(psnr(pred / 255.0, gt / 255.0), abs=1e-4)
+        assert rec["psnr"] == pytest.approx(psnr(pred / 255.0, gt / 255.0), abs=0.05)
+        assert rec["head"]["psnr"] == rec["psnr"]
     assert 5.0 < metrics["psnr"] < 60.0 and 0.0 < metrics["lpips"] < 1.0
+
+
+# ---- protocols ----------------------------------------------------------------------------------
+
+
+def test_whole_head_and_portrait_protocols_differ_as_they_must(workspace, tmp_path):
+    """An imperfect render (every pixel 10 levels too bright) costs the whole frame everywhere, the
+    portrait only inside the pasted face: its score is higher, over the real frame at the source size."""
+    import shutil
+
+    from portrait_video import write_source_video
+
+    root = tmp_path / "ws"
+    shutil.copytree(workspace, root)
+    sub = Workspace(root).subject("syn")
+    write_source_video(sub.dataset, tmp_path / "orig.mp4", 112, 80, (20, 4, 72, 72))
+    off = evaluate(sub, head=GroundTruthHead(sub.dataset, offset=10, torso=True), landmarks=False, show=False)
+    p = off["protocols"]
+    assert off["protocol"] == "whole" and p["whole"]["size"] == [48, 48] and p["portrait"]["size"] == [112, 80]
+    assert 27.0 < p["whole"]["psnr"] < 29.0 and p["head"]["psnr"] == pytest.approx(p["whole"]["psnr"])
+    assert p["portrait"]["psnr"] > p["whole"]["psnr"] + 5
+    assert p["portrait"]["lpips"] < p["whole"]["lpips"]
+    rec = off["per_frame"][0]
+    assert rec["psnr"] == rec["whole"]["psnr"] and rec["portrait"]["psnr"] != rec["psnr"]
+    assert (media.probe(off["video_portrait"]).width, media.probe(off["video_portrait"]).height) == (224, 80)
+    assert (media.probe(off["video"]).width, media.probe(off["video"]).height) == (96, 48)
+    # the same render without the offset: the synthesized frame is exact; the portrait differs
+    # from the real frame only by resampling the face at the model's size
+    ok = evaluate(sub, head=GroundTruthHead(sub.dataset, torso=True), landmarks=False, video=False,
+                  out_dir=tmp_path / "ok", show=False)["protocols"]
+    assert ok["whole"]["psnr"] == 100.0 and 30.0 < ok["portrait"]["psnr"] < 100.0
+    # --no-portrait and a moved source video: the portrait is left out, with the reason
+    res = evaluate(sub, head=GroundTruthHead(sub.dataset, torso=True), landmarks=False, video=False,
+                   out_dir=tmp_path / "np", show=False, portrait=False)
+    assert res["protocols"]["portrait"] is None and "--no-portrait" in res["notes"]["portrait"]
+    (tmp_path / "orig.mp4").rename(tmp_path / "moved.mp4")
+    res = evaluate(sub, head=GroundTruthHead(sub.dataset, torso=True), landmarks=False, video=False,
+                   out_dir=tmp_path / "mv", show=False)
+    assert res["protocols"]["portrait"] is None and "missing" in res["notes"]["portrait"]
+    res = evaluate(sub, head=GroundTruthHead(sub.dataset, torso=True), landmarks=False, video=False,
+                   out_dir=tmp_path / "mv", show=False, source=tmp_path / "moved.mp4")
+    assert res["protocols"]["portrait"]["psnr"] > 30

@@ -42,12 +42,14 @@ def evaluate(
     device: DeviceOpt = Device.auto,
     backend: BackendOpt = Backend.auto,
     lmd: Annotated[bool, typer.Option("--lmd/--no-lmd", help="Also measure the mouth landmark distance (face tracker on every frame).")] = True,
-    video: Annotated[bool, typer.Option("--video/--no-video", help="Write the side-by-side video (render | ground truth).")] = True,
+    video: Annotated[bool, typer.Option("--video/--no-video", help="Write the side-by-side videos (render | ground truth, portrait | real frame).")] = True,
     audio: Annotated[list[str] | None, typer.Option("--audio", "-a", help="Also render this audio (wav, flac, mp3, video; repeatable) and score its lip sync.", show_default=False)] = None,
     audio_seconds: Annotated[float | None, typer.Option("--audio-seconds", help="Score only the first S seconds of each --audio.", min=1.0, show_default=False)] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
+    portrait: Annotated[bool, typer.Option("--portrait/--no-portrait", help="Also score portrait mode (the face pasted into the real frames of the source video).")] = True,
+    source: Annotated[Path | None, typer.Option("--source", help="Portrait: the subject's source video, when it has moved.", show_default=False)] = None,
 ) -> None:
     """Render each held-out frame with its own pose, audio and blink; compare with the real frame."""
     from radnerf_cli import validate
@@ -66,7 +68,8 @@ def evaluate(
     sub = Workspace(workspace).find_subject(subject)
     res = run_evaluate(sub, split=split.value, device=device_arg(device), max_frames=max_frames,
                        stage=value(stage), landmarks=lmd, video=video,
-                       audios=audio or [], audio_seconds=audio_seconds)
+                       audios=audio or [], audio_seconds=audio_seconds,
+                       portrait=portrait, source=source)
     emit_json(res)
 
 

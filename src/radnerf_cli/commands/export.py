@@ -40,6 +40,8 @@ def export(
     fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="bundle (a .radnerf file that `radnerf render --model` reads) or mesh (PLY).")] = ExportFormat.bundle,
     resolution: Annotated[int, typer.Option("--resolution", help="Mesh: grid points per side for marching cubes.", min=16, max=1024)] = 128,
     threshold: Annotated[float, typer.Option("--threshold", help="Mesh: density level of the surface.")] = 10.0,
+    frames: Annotated[bool, typer.Option("--frames/--no-frames", help="Bundle: carry the real frames of the pose track, for `render --portrait` without the source video (--no-frames: a small bundle).")] = True,
+    source: Annotated[Path | None, typer.Option("--source", help="Bundle: the subject's source video, when it has moved.", show_default=False)] = None,
     force: ForceOpt = False,
     device: DeviceOpt = Device.auto,
     backend: BackendOpt = Backend.auto,
@@ -67,25 +69,46 @@ def export(
     check_output(out, force)
     check_writable(out, fmt.value)
     with claim_output(out, ws.root):
-        _write(sub, out, bundle, dev, MeshConfig(resolution=resolution, threshold=threshold))
+        _write(sub, out, bundle, dev, MeshConfig(resolution=resolution, threshold=threshold), frames, source)
 
 
-def _write(sub, out: Path, bundle: bool, dev: str | None, mesh) -> None:
+def _write(sub, out: Path, bundle: bool, dev: str | None, mesh, frames: bool = True,
+           source: Path | None = None) -> None:
     from radnerf_cli.console import emit_json, results
     from radnerf_cli.engine.export import export_mesh, save_bundle
     from radnerf_cli.engine.inference import TalkingHead
 
     head = TalkingHead.from_subject(sub, device=dev)
     if bundle:
-        path = save_bundle(head, out, subject=sub.name)
+        extra = _portrait_data(sub, head, frames, source)
+        path = save_bundle(head, out, subject=sub.name, portrait=extra)
         size = path.stat().st_size
         results.print(f"bundle: [bold]{path}[/bold] ({size / 2**20:.1f} MiB, {head.feature_kind} audio features)")
+        if extra is None:
+            results.print("no source.json in the dataset: the bundle cannot render --portrait")
+        elif extra[1]["frames_included"]:
+            mib = extra[1]["video_bytes"] / 2**20
+            results.print(f"portrait frames: {len(head.pose_track)} real frames ({mib:.1f} MiB of it)")
+        else:
+            results.print("portrait frames left out: `render --portrait` will need --source VIDEO")
         results.print(f"render it anywhere with: radnerf render --model {path} --audio SPEECH.wav --out talk.mp4")
         emit_json({"format": "bundle", "path": str(path), "bytes": size, "audio_features": head.feature_kind})
     else:
         path, nv, nf = export_mesh(head, out, mesh)
         results.print(f"mesh: [bold]{path}[/bold] ({nv} vertices, {nf} triangles)")
         emit_json({"format": "mesh", "path": str(path), "vertices": nv, "triangles": nf})
+
+
+def _portrait_data(sub, head, frames: bool, source: Path | None):
+    """What the bundle carries for portrait mode, or None when the dataset has no source map."""
+    from radnerf_cli.engine import portrait
+    from radnerf_cli.preprocess.source_map import read_source_map
+
+    if read_source_map(sub.dataset) is None:
+        return None
+    src = portrait.track_source(sub, source, need_video=frames)  # frames-less bundles keep only the mapping
+    portrait.check_track(src, head, sub.name)
+    return portrait.bundle_tensors(src, frames)
 
 
 def register(app: typer.Typer) -> None:

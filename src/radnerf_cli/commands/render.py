@@ -56,6 +56,17 @@ def load_head(workspace: Path | None, subject: str | None, model: Path | None, d
     return TalkingHead.from_subject(sub, device=device, stage=stage), sub.name
 
 
+def _portrait_source(workspace: Path | None, subject: str | None, model: Path | None, source: Path | None):
+    """The real frames portrait mode pastes into: a bundle's, or those of the subject's source video."""
+    from radnerf_cli.engine import portrait
+
+    if model is not None:
+        return portrait.bundle_source(model, source)
+    from radnerf_cli.workspace import Workspace
+
+    return portrait.track_source(Workspace(workspace).find_subject(subject), source)
+
+
 def render(
     audio: Annotated[Path, typer.Option("--audio", "-a", help="Speech to say: wav, flac, mp3, a video with sound, or a RAD-NeRF feature .npy.", show_default=False)],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output video (H.264 + AAC mp4, 25 fps).", show_default=False)] = None,
@@ -73,6 +84,8 @@ def render(
     smooth: Annotated[int, typer.Option("--smooth", help="Frames of the moving average over the pose track (1: none).", min=1)] = 7,
     frames_dir: Annotated[Path | None, typer.Option("--frames-dir", help="Also write every frame as a PNG into this folder.", show_default=False)] = None,
     crf: Annotated[int, typer.Option("--crf", help="H.264 quality, 0-51 (lower is better).", min=0, max=51)] = 18,
+    portrait: Annotated[bool, typer.Option("--portrait/--no-portrait", help="The subject's own video at its original size and framing, with only the face replaced.")] = False,
+    source_video: Annotated[Path | None, typer.Option("--source", help="Portrait: the subject's source video, when it has moved (or for a bundle exported with --no-frames).", show_default=False)] = None,
     force: ForceOpt = False,
     device: DeviceOpt = Device.auto,
     backend: BackendOpt = Backend.auto,
@@ -114,13 +127,27 @@ def render(
     source = read_audio(audio, features)
     source_span(source, start, duration)
     poses = load_pose_file(pose) if pose is not None else None
-    with claim_output(out or frames_dir, resolve_workspace(workspace)):
-        head, name = load_head(workspace, subject, model, dev, value(stage))
-        clip = audio_features(source, head.feature_kind, device=dev)
-        opts = RenderOptions(start=start, duration=duration, pose_smooth=smooth, fix_eye=fix_eye,
-                             background=background, torso=torso, crf=crf)
-        res = render_video(head, clip, out, opts, poses=poses, frames_dir=frames_dir)
-    results.print(f"rendered {res.frames} frames of '{name}' in {res.seconds:.1f} s ({res.fps:.2f} frames/s)")
+    if portrait and pose is not None:
+        raise InputError("--portrait follows the subject's own frames and poses; it cannot take --pose")
+    if source_video is not None and not portrait:
+        raise InputError("--source is for --portrait (the subject's source video)")
+    psrc = _portrait_source(workspace, subject, model, source_video) if portrait else None
+    try:
+        with claim_output(out or frames_dir, resolve_workspace(workspace)):
+            head, name = load_head(workspace, subject, model, dev, value(stage))
+            if psrc is not None:
+                from radnerf_cli.engine.portrait import check_track
+
+                check_track(psrc, head, str(model) if model is not None else name)
+            clip = audio_features(source, head.feature_kind, device=dev)
+            opts = RenderOptions(start=start, duration=duration, pose_smooth=smooth, fix_eye=fix_eye,
+                                 background=background, torso=torso, crf=crf, portrait=portrait)
+            res = render_video(head, clip, out, opts, poses=poses, frames_dir=frames_dir, portrait=psrc)
+    finally:
+        if psrc is not None:
+            psrc.close()
+    results.print(f"rendered {res.frames} frames of '{name}' ({res.size[0]}x{res.size[1]}) in {res.seconds:.1f} s "
+                  f"({res.fps:.2f} frames/s)")
     if res.out is not None:
         results.print(f"video: [bold]{res.out}[/bold]")
     if res.frames_dir is not None:

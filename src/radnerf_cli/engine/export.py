@@ -82,7 +82,7 @@ def _plain_tensors(tensors: dict[str, Any]) -> dict[str, Any]:
 
 
 def bundle_header(head: TalkingHead, meta: dict[str, Any], subject: str | None) -> dict[str, Any]:
-    """The JSON document stored in a bundle's metadata."""
+    """The JSON document stored in a bundle's metadata (``portrait`` is added when the bundle has it)."""
     return {
         "format": BUNDLE_FORMAT,
         "format_version": BUNDLE_VERSION,
@@ -97,13 +97,20 @@ def bundle_header(head: TalkingHead, meta: dict[str, Any], subject: str | None) 
     }
 
 
-def save_bundle(head: TalkingHead, path: str | os.PathLike, subject: str | None = None) -> Path:
-    """Write ``head`` as one self-contained ``.radnerf`` file (safetensors), atomically. Returns the path."""
+def save_bundle(head: TalkingHead, path: str | os.PathLike, subject: str | None = None,
+                portrait: tuple[dict[str, Any], dict[str, Any]] | None = None) -> Path:
+    """Write ``head`` as one self-contained ``.radnerf`` file (safetensors), atomically. Returns the path.
+
+    ``portrait``: (tensors, header entry) from :func:`radnerf_cli.engine.portrait.bundle_tensors`.
+    """
     from safetensors.torch import save_file
 
     path = check_writable(path, "bundle")
     tensors, meta = head.state_and_meta()
     header = bundle_header(head, meta, subject)
+    if portrait is not None:
+        tensors.update(portrait[0])
+        header["portrait"] = portrait[1]
     try:
         text = json.dumps(header)
     except TypeError as e:

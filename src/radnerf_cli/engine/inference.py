@@ -151,6 +151,23 @@ class TalkingHead:
             return None
         return float(np.mean(self.eye_track))
 
+    def _inputs(self, pose: np.ndarray, aud: Tensor, eye: float | None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(ngp pose [4, 4], smoothed audio code [1, A], eye [1, 1] or None) for one frame."""
+        from radnerf_cli.data import nerf_matrix_to_ngp
+
+        if aud.ndim != 3 or aud.shape[-1] != self.feature_dim:
+            raise ValueError(f"aud must be [8, 16, {self.feature_dim}], got {list(aud.shape)}")
+        dev = self.device
+        p = torch.as_tensor(nerf_matrix_to_ngp(np.asarray(pose, dtype=np.float32), self.scale, self.offset)).to(dev)
+        enc_a = self.model.audio(aud.to(dev).float())
+        if self._enc_a is not None:
+            lam = float(self.cfg.render.smooth_audio)
+            enc_a = lam * self._enc_a + (1 - lam) * enc_a
+        self._enc_a = enc_a
+        e = eye if eye is not None else self.default_eye()
+        eye_t = torch.tensor([[float(e)]], device=dev) if e is not None else None
+        return p, enc_a, eye_t
+
     @torch.no_grad()
     def render_frame(
         self,
@@ -162,21 +179,12 @@ class TalkingHead:
         depth: bool = False,
     ) -> np.ndarray:  # [H, W, 3] uint8 (or [H, W] float depth in [0, 1] when depth=True)
         """One frame; the audio code is smoothed (0.35 old / 0.65 new) across successive calls."""
-        from radnerf_cli.data import get_rays, nerf_matrix_to_ngp
+        from radnerf_cli.data import get_rays
         from radnerf_cli.model.torso import pose_to_euler_trans
 
-        if aud.ndim != 3 or aud.shape[-1] != self.feature_dim:
-            raise ValueError(f"aud must be [8, 16, {self.feature_dim}], got {list(aud.shape)}")
         dev = self.device
-        p = torch.as_tensor(nerf_matrix_to_ngp(np.asarray(pose, dtype=np.float32), self.scale, self.offset)).to(dev)
+        p, enc_a, eye_t = self._inputs(pose, aud, eye)
         rays = get_rays(p[None], self.intrinsics, self.H, self.W)
-        enc_a = self.model.audio(aud.to(dev).float())
-        if self._enc_a is not None:
-            lam = float(self.cfg.render.smooth_audio)
-            enc_a = lam * self._enc_a + (1 - lam) * enc_a
-        self._enc_a = enc_a
-        e = eye if eye is not None else self.default_eye()
-        eye_t = torch.tensor([[float(e)]], device=dev) if e is not None else None
         if bg is None:
             bgt = self._bg_default
         else:
@@ -191,6 +199,40 @@ class TalkingHead:
         if depth:
             return out["depth"].view(self.H, self.W).cpu().numpy()
         return (out["image"].view(self.H, self.W, 3).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+    @torch.no_grad()
+    def render_layers(
+        self,
+        pose: np.ndarray,  # [4, 4] raw camera-to-world
+        aud: Tensor,  # [8, 16, C] audio window
+        eye: float | None,
+        pixels: np.ndarray | None = None,  # [n] row-major pixel indices to render (None: every pixel)
+        torso: bool = False,
+    ) -> dict[str, np.ndarray]:
+        """The layers of one frame, unblended, for the given pixels only (float32 in [0, 1]).
+
+        head [n, 3] (premultiplied by its opacity), weights [n] (head opacity) and, when ``torso``
+        and the torso is trained, torso_rgb [n, 3] and torso_alpha [n]. The audio code is smoothed
+        across calls exactly as in :meth:`render_frame`.
+        """
+        from radnerf_cli.data import get_rays
+        from radnerf_cli.model.torso import pose_to_euler_trans
+
+        p, enc_a, eye_t = self._inputs(pose, aud, eye)
+        rays = get_rays(p[None], self.intrinsics, self.H, self.W)
+        ro, rd, coords = rays["rays_o"][0], rays["rays_d"][0], self._coords
+        if pixels is not None:
+            idx = torch.as_tensor(np.asarray(pixels, dtype=np.int64), device=self.device)
+            ro, rd, coords = ro[idx], rd[idx], coords[idx]
+        m = self.model
+        res = self.renderer.head_infer(ro.contiguous(), rd.contiguous(), enc_a, m.ind_code(None), eye_t, fp16=self.fp16)
+        out = {"head": res["image"].float().cpu().numpy(), "weights": res["weights_sum"].float().cpu().numpy()}
+        if torso and self.torso_trained:
+            alpha, rgb = self.renderer.torso(coords.contiguous(), pose_to_euler_trans(p[None]), m.torso_code(None),
+                                             use_grid=True, fp16=self.fp16)
+            out["torso_rgb"] = rgb.float().cpu().numpy()
+            out["torso_alpha"] = alpha.float().view(-1).cpu().numpy()
+        return out
 
     @torch.no_grad()
     def density(self, xyz: Tensor) -> Tensor:

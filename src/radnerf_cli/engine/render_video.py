@@ -43,6 +43,7 @@ class RenderOptions:
     background: str = "bc"  # bc (the subject's background), a colour (white, #rrggbb, r,g,b) or an image file
     torso: bool = True  # render the torso (False: the head alone over the background)
     crf: int = 18  # H.264 quality (lower is better; 18 is visually lossless)
+    portrait: bool = False  # paste the face into the subject's real frames at their size (needs a source)
 
 
 @dataclass
@@ -259,6 +260,8 @@ class RenderResult:
     fps: float  # frames rendered per second
     out: Path | None  # the mp4 (None when only PNG frames were written)
     frames_dir: Path | None  # the PNG folder, if any
+    size: tuple[int, int] = (0, 0)  # (width, height) of the frames written
+    rays_per_frame: float = 0.0  # head rays rendered per frame
 
 
 def frame_range(audio: RenderAudio, start: float, duration: float | None) -> tuple[int, int]:
@@ -301,11 +304,15 @@ def render_video(
     poses: np.ndarray | None = None,
     frames_dir: str | os.PathLike | None = None,
     show_progress: bool = True,
+    portrait=None,
 ) -> RenderResult:
     """Render ``head`` speaking ``audio`` to an H.264/AAC mp4 at ``out`` and/or PNGs in ``frames_dir``.
 
     poses: [P, 4, 4] raw camera-to-world poses (default: the model's training track). Either is
     smoothed over ``opts.pose_smooth`` frames and played back and forth to cover the audio.
+    portrait: a :class:`~radnerf_cli.engine.portrait.PortraitSource` of the training track, for
+    ``opts.portrait``: each frame is then the real frame of the track entry played, at its size,
+    with the rendered face pasted in (the track is not smoothed: the face must sit on its frame).
     """
     import time
 
@@ -336,7 +343,18 @@ def render_video(
     track = np.asarray(head.pose_track if poses is None else poses, dtype=np.float32)
     if track.ndim != 3 or track.shape[1:] != (4, 4) or len(track) == 0:
         raise InputError(f"pose track must be [N, 4, 4], got {track.shape}")
-    track = smooth_poses(track, opts.pose_smooth)
+    reader = None
+    out_w, out_h = head.W, head.H
+    if opts.portrait:
+        if portrait is None:
+            raise InputError("portrait mode needs the subject's real frames (a source video or a bundle with frames)")
+        if poses is not None:
+            raise InputError("--portrait follows the subject's own frames and poses; it cannot take --pose")
+        if len(portrait.lms) != len(track):
+            raise InputError(f"the portrait frames cover {len(portrait.lms)} poses but the pose track has {len(track)}")
+        out_w, out_h = portrait.width + portrait.width % 2, portrait.height + portrait.height % 2
+    else:
+        track = smooth_poses(track, opts.pose_smooth)
     eyes = None if opts.fix_eye is not None or head.eye_track is None else np.asarray(head.eye_track, dtype=np.float32)
     bg = parse_background(opts.background, head)
     feats = torch.from_numpy(np.ascontiguousarray(audio.features))  # [N, 16, C]
@@ -345,14 +363,17 @@ def render_video(
     if out_path is not None:
         sound = audio.sound
         writer = media.VideoWriter(
-            out_path, head.W, head.H, fps=FPS, audio=sound,
+            out_path, out_w, out_h, fps=FPS, audio=sound,
             audio_start=first / FPS if sound is not None else 0.0,
             audio_duration=(count / FPS if (opts.duration is not None or first > 0) else None) if sound is not None else None,
             crf=opts.crf,
         )
     head.reset()
+    rays = 0
     t0 = time.perf_counter()
     try:
+        if opts.portrait:
+            reader = portrait.reader([ping_pong(j, len(track)) for j in range(count)])
         with progress("frames", transient=not show_progress) as bar:
             task = bar.add_task("render", total=count)
             for j in range(count):
@@ -365,7 +386,15 @@ def render_video(
                 else:
                     eye = None
                 aud = audio_window(feats, i)  # [8, 16, C]
-                frame = head.render_frame(track[k], aud, eye, bg=bg, torso=opts.torso)
+                if reader is not None:
+                    from radnerf_cli.engine.portrait import head_render_fn, pad_even, paste
+
+                    res = paste(reader.next(), portrait.crop, portrait.lms[k], head.H, head.W, portrait.size,
+                                head_render_fn(head, track[k], aud, eye))
+                    frame, rays = pad_even(res["image"]), rays + res["rays"]
+                else:
+                    frame = head.render_frame(track[k], aud, eye, bg=bg, torso=opts.torso)
+                    rays += head.H * head.W
                 if writer is not None:
                     writer.write(frame)
                 if fdir is not None:
@@ -375,7 +404,10 @@ def render_video(
         if writer is not None:
             writer.abort()
         raise
+    finally:
+        if reader is not None:
+            reader.close()
     if writer is not None:
         writer.close()
     dt = time.perf_counter() - t0
-    return RenderResult(count, dt, count / dt if dt > 0 else 0.0, out_path, fdir)
+    return RenderResult(count, dt, count / dt if dt > 0 else 0.0, out_path, fdir, (out_w, out_h), rays / max(count, 1))

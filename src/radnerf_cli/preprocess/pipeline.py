@@ -24,7 +24,7 @@ import numpy as np
 from radnerf_cli import fsutil, media, staging
 from radnerf_cli.console import err_console, progress, results
 from radnerf_cli.errors import InputError, RadNerfError
-from radnerf_cli.preprocess import background, landmarks, overlays, parsing, pose, video
+from radnerf_cli.preprocess import background, landmarks, overlays, parsing, pose, source_map, video
 from radnerf_cli.preprocess.config import PreprocessConfig
 from radnerf_cli.workspace import Subject
 
@@ -420,6 +420,8 @@ class Pipeline:
                           "skipped": v["skipped"]} for k, v in t.items()},
         }
         fsutil.write_json(self.root / self.subject.preview_dir.name / "preprocess_summary.json", s)
+        vi = self._video_info()  # portrait mode finds the source frames through this
+        source_map.write_source_map(self.root, self.video_path, vi["crop"], *vi["source"], self.cfg.size, self.cfg.fps, s["frames"])
         return s
 
 
