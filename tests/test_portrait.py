@@ -45,8 +45,11 @@ def test_frame_reader_serves_any_order_from_one_forward_decode(tmp_path):
         assert np.allclose(got, [20 * i for i in order], atol=2.5), got
 
 
-def test_mask_is_feathered_and_follows_the_jaw():
-    lms = np.loadtxt(trained_workspace() / "subjects" / "syn" / "ori_imgs" / "3.lms") * 4  # at 256 px
+def test_mask_is_feathered_and_follows_the_jaw(tmp_path):
+    from synthetic_scene import make_synthetic_subject
+
+    make_synthetic_subject(tmp_path / "s", n_frames=5, size=64, feature_dim=8)
+    lms = np.loadtxt(tmp_path / "s" / "ori_imgs" / "3.lms") * 4  # at 256 px
     H = W = 256
     reg = face_region(lms, H, W, MaskConfig())
     m = blend_mask(reg, np.zeros((H, W), np.float32))

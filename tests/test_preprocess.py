@@ -264,6 +264,24 @@ def test_import_radnerf_features(subject_copy, anchor_cut, shared_data):
     assert (subject_copy.root / "aud_mel.npy").exists()  # the earlier kind stays beside it
 
 
+def test_source_map_points_back_at_the_video_frames(processed, anchor_cut):
+    """source.json: frame i of the dataset is the crop of frame i of the source at 25 fps."""
+    from radnerf_cli import media
+    from radnerf_cli.preprocess.source_map import read_source_map
+
+    subj, s = processed
+    sm = read_source_map(subj.root)
+    assert sm is not None and sm.video == str(anchor_cut.resolve()) and sm.frames == s["frames"]
+    assert sm.crop == s["crop"] and [sm.width, sm.height] == s["source"] and sm.size == 512
+    for i, frame in enumerate(media.read_frames(anchor_cut, fps=sm.fps)):
+        if i == 40:
+            x, y, w, h = sm.crop
+            crop = cv2.resize(frame[y:y + h, x:x + w], (sm.size, sm.size), interpolation=cv2.INTER_AREA)
+            ori = cv2.cvtColor(cv2.imread(str(subj.root / "ori_imgs" / "40.jpg")), cv2.COLOR_BGR2RGB)
+            assert np.abs(crop.astype(np.float32) - ori).mean() < 4.0
+            break
+
+
 def test_face_tracker_for_the_lmd_metric(processed):
     """The reusable single-image tracker finds the same 68 points the pipeline wrote."""
     from radnerf_cli.preprocess import FaceTracker

@@ -9,8 +9,8 @@ the real frame and the rendered head's opacity:
               that opens wider than the real one may reach
     render    face and jaw room dilated by the feather and the blur: the only rays that are rendered
     mask      face  |  (rendered opacity > 0.5 inside the jaw room, below the nose): it follows the
-              real jaw and the rendered one; dilated by half the feather, Gaussian-blurred, zero
-              outside the rendered region
+              real jaw and the rendered one; dilated by the feather and Gaussian-blurred (sigma a
+              third of it), so it is 1 on the face and falls to 0 within one more feather outside
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class MaskConfig:
 
     region: str = "lower"  # lower (from the nose down: what speech moves) or face (from the brows down)
     jaw_room: float = 0.15  # face heights below the real jaw where the rendered jaw may reach
-    feather: float = 0.08  # soft border width in face widths (at least 3 model pixels)
+    feather: float = 0.08  # soft border width in face widths (at least 4 model pixels)
 
 
 @dataclass
@@ -73,14 +73,14 @@ def face_region(lms: np.ndarray, H: int, W: int, cfg: MaskConfig | None = None) 
     lms = np.asarray(lms, dtype=np.float64)
     face_w = float(np.ptp(lms[:17, 0]))
     face_h = float(lms[8, 1] - min(lms[27, 1], lms[19, 1], lms[24, 1]))
-    feather = max(3.0, cfg.feather * face_w)
+    feather = max(4.0, cfg.feather * face_w)
     poly = face_polygon(lms, cfg.region)
     face = _fill(poly, H, W)
     dropped = poly.copy()
     jaw = np.arange(len(JAW))
     dropped[jaw, 1] += cfg.jaw_room * max(face_h, 1.0)
     room = np.maximum(face, _fill(dropped, H, W))
-    # the soft mask spreads by feather/2 (dilation) plus 3 sigma = 1.5 feather (blur)
+    # the soft mask spreads by the feather (dilation) plus 3 sigma = one more feather (blur)
     render = _dilate(room, 2.0 * feather + 1)
     return FaceRegion(face.astype(bool), room.astype(bool), render.astype(bool), feather, float(lms[33, 1]))
 
@@ -90,8 +90,8 @@ def blend_mask(reg: FaceRegion, weights: np.ndarray) -> np.ndarray:
     H, W = reg.face.shape
     rows = np.arange(H)[:, None] > reg.nose_row
     hard = reg.face | ((weights > 0.5) & reg.room & rows)
-    m = _dilate(hard.astype(np.uint8), reg.feather / 2).astype(np.float32)
-    sigma = reg.feather / 2
+    m = _dilate(hard.astype(np.uint8), reg.feather).astype(np.float32)
+    sigma = reg.feather / 3
     k = 2 * int(np.ceil(3 * sigma)) + 1
     m = cv2.GaussianBlur(m, (k, k), sigma, borderType=cv2.BORDER_CONSTANT)
     m[~reg.render] = 0.0
