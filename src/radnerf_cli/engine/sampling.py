@@ -122,11 +122,20 @@ class TorsoBatch:
     target: Tensor  # [N, 3] the ground-truth torso over the background
 
 
-def torso_batch(data, gen: torch.Generator, num_rays: int, device: torch.device) -> TorsoBatch:
-    """A random frame and ``num_rays`` random pixels of it."""
+def torso_batch(data, gen: torch.Generator, num_rays: int, device: torch.device, focus: float = 0.0) -> TorsoBatch:
+    """A random frame and ``num_rays`` random pixels of it; with ``focus`` > 0 that fraction of them is
+    drawn from the rows the body spans (from a few rows above the torso layer's top down), where
+    the torso has something to learn, and the rest from the whole frame."""
     i = random_frame(data, gen)
     fr = data.frame(i)
-    inds = torch.randint(0, data.H * data.W, (num_rays,), generator=gen)
+    n_focus = int(round(num_rays * focus)) if fr["torso_image"] is not None else 0
+    inds = torch.randint(0, data.H * data.W, (num_rays - n_focus,), generator=gen)
+    if n_focus > 0:
+        rows = (fr["torso_image"][..., 3] > 0).any(1).nonzero()
+        top = max(0, int(rows[0]) - data.H // 32) if len(rows) else 0
+        r = torch.randint(top, data.H, (n_focus,), generator=gen)
+        c = torch.randint(0, data.W, (n_focus,), generator=gen)
+        inds = torch.cat([inds, r * data.W + c])
     bg = fr["bg"].view(-1, 3)[inds]
     target = background(fr, inds)
     return TorsoBatch(i, fr, inds, bg.to(device), target.to(device))

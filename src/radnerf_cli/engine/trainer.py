@@ -181,8 +181,12 @@ class Trainer:
                 self.ema.load(checkpoint.prefixed(tensors, "ema"), self.device, known_only=True)
                 if tc.lips_schedule == "continue" and prev == "head":  # and Adam's moments, as RAD-NeRF
                     checkpoint.load_optimizer(self.opt, tensors, meta["optimizer"])
-            else:  # torso: the head's final (EMA) weights, frozen
-                self._load_model_state(inference_state(tensors), ppath)
+            else:  # torso: the head's final (EMA) weights, frozen; the torso starts from its own init,
+                # so its settings (table, resolution, code) may differ from the head run's
+                own = self.model.state_dict()
+                state = {k: v for k, v in inference_state(tensors).items() if not _is_torso(k)}
+                state.update({k: v for k, v in own.items() if _is_torso(k)})
+                self._load_model_state(state, ppath)
                 self.ema = WeightEMA(self.named, tc.ema_decay)
             self._say(f"[bold]{stage}[/bold]: starting from the {prev} checkpoint ({ppath})")
         self.stages_done = [s for s in prev_stages if s != stage] + [stage]
@@ -317,7 +321,7 @@ class Trainer:
         from radnerf_cli.model.torso import pose_to_euler_trans
 
         tc, dev = self.cfg.train, self.device
-        b = sampling.torso_batch(self.data, self.gen, tc.num_rays, dev)
+        b = sampling.torso_batch(self.data, self.gen, tc.torso_rays or tc.num_rays, dev, tc.torso_focus)
         pose6 = pose_to_euler_trans(b.frame["pose"][None].to(dev))
         alpha, rgb = self.renderer.torso(
             self.coords[b.inds].to(dev), pose6, self.model.torso_code(b.index), use_grid=True, fp16=self.fp16
@@ -428,3 +432,8 @@ class Trainer:
         if not self.quiet:
             console.print(msg)
 
+
+
+def _is_torso(key: str) -> bool:
+    """A model-state key of the torso layer (its field, per-frame codes or occupancy)."""
+    return key.startswith(("torso.", "torso_occupancy.", "individual_codes_torso"))

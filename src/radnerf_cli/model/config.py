@@ -74,6 +74,8 @@ class TrainConfig:
     head_iters: int = 200000  # iterations of the head stage
     lips_iters: int = 50000  # iterations of the lips fine-tune stage
     torso_iters: int = 200000  # iterations of the torso stage
+    torso_rays: int | None = None  # pixels per torso step (None: num_rays)
+    torso_focus: float = 0.0  # fraction of the torso pixels drawn from the rows the body spans (0: uniform)
     lr: float = 5e-3  # learning rate of the grid tables
     lr_net: float = 5e-4  # learning rate of the networks (the audio attention gets 5x)
     lr_att_mult: float = 5.0  # learning-rate multiplier of the audio attention network
