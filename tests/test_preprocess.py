@@ -300,11 +300,11 @@ def test_face_tracker_for_the_lmd_metric(processed):
 
 
 def test_printed_summary(processed):
-    from radnerf_cli.console import console
+    from radnerf_cli.console import results
     from radnerf_cli.preprocess.pipeline import print_summary
 
     _, s = processed
-    with console.capture() as cap:
+    with results.capture() as cap:
         print_summary(s)
     text = cap.get()
     assert "frames 250, with a face 250" in text
