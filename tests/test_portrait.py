@@ -170,5 +170,5 @@ def test_moved_source_video_gets_one_clear_line(ws, tmp_path):
     # a dataset without source.json says how to make one
     (root / "subjects" / "syn" / "source.json").unlink()
     assert read_source_map(root / "subjects" / "syn") is None
-    r = _cli("render", "-w", str(root), "-s", "syn", "--audio", str(wav), "--out", str(out), "--portrait")
+    r = _cli("render", "-w", str(root), "-s", "syn", "--audio", str(wav), "--out", str(tmp_path / "y.mp4"), "--portrait")
     assert r.exit_code != 0 and "source.json" in str(r.exception) and "radnerf preprocess" in str(r.exception)
