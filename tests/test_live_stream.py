@@ -77,8 +77,16 @@ def test_stream_pcm_on_stdin_writes_a_growing_playable_mp4(tmp_path):
     out = tmp_path / "live.mp4"
     proc = _start("--audio", "-", "--out", str(out))
     _wait_ready(proc)
-    sizes = _feed(proc, _pcm(3.0), watch=lambda: out.stat().st_size if out.exists() else 0)
-    # fragments are written while the audio is still coming in: the file grows, and it can be read already
+    size = lambda: out.stat().st_size if out.exists() else 0  # noqa: E731
+    sizes = _feed(proc, _pcm(3.0), watch=size)
+    # fragments are written while the stream is still open (stdin not closed yet): the file grows, and it
+    # can be read already. A slow machine may render the first frames only after the audio has arrived,
+    # so keep watching (the stream stays open) until two fragments are in or a generous limit passes.
+    t_end = time.perf_counter() + 600
+    while len({s for s in sizes if s > 0}) < 3 and time.perf_counter() < t_end and proc.poll() is None:
+        time.sleep(0.5)
+        sizes.append(size())
+    assert proc.poll() is None  # still streaming
     mid = [s for s in sizes if s > 0]
     assert len(set(mid)) >= 2 and mid == sorted(mid), sizes
     assert video_frames(out) > 0
