@@ -186,9 +186,13 @@ def test_sigterm_saves_a_checkpoint(ws, tmp_path):
     step0 = checkpoint.read_meta(ck)["step"]
     proc = subprocess_cli("train", "-s", "syn", "-w", local, "--stage", "head", "--iters", "100000")
     try:
-        for line in proc.stdout:  # the line that says training has resumed
-            if "resuming from step" in line:
-                break
+        import select
+
+        seen, deadline = "", time.monotonic() + 600
+        while "resuming from step" not in seen:  # logs go to stderr: the line that says training resumed
+            assert time.monotonic() < deadline and proc.poll() is None, seen
+            if select.select([proc.stderr], [], [], 1.0)[0]:
+                seen += proc.stderr.readline()
         time.sleep(4)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)

@@ -86,6 +86,10 @@ def main() -> None:
 
         err_console.print("[yellow]interrupted[/yellow]")
         sys.exit(interrupt.exit_code())  # EXIT_INTERRUPTED after Ctrl-C, 143 after SIGTERM
+    except SystemExit as e:  # the command line framework turns an interrupt into exit 130 itself
+        if e.code == EXIT_INTERRUPTED:
+            sys.exit(interrupt.exit_code())
+        raise
 
 
 if __name__ == "__main__":
