@@ -94,6 +94,9 @@ class FfmpegSink:
         if fmt == "mp4":
             # the edit list keeps frame 0 at t=0 despite the AAC encoder's priming samples
             cmd += ["-movflags", "+frag_keyframe+empty_moov+default_base_moof", "-use_editlist", "1"]
+        # write each fragment out as it is made: a well-compressed face fills ffmpeg's output buffer
+        # only after many seconds, and a reader would see nothing grow until then
+        cmd += ["-flush_packets", "1"]
         if fmt:
             cmd += ["-f", fmt]
         cmd += [target]
