@@ -155,7 +155,7 @@ def _train(sub, sz: dict, fp16: bool, stages: list[str]) -> dict:
     shutil.rmtree(sub.run_dir, ignore_errors=True)
     over = [f"train.head_iters={sz['head_iters']}", f"train.torso_iters={sz['torso_iters']}", "train.lips_iters=1",
             f"train.num_rays={sz['num_rays']}", "train.downscale=1", "train.preview_every=1000000",
-            "train.val_frames=2", "train.log_every=10", f"train.fp16={fp16}", "train.feature=mel"]
+            "train.val_frames=2", "train.log_every=10", f"train.fp16={fp16}", f"infer.fp16={fp16}", "train.feature=mel"]
     cfg = load_run_config(sz["preset"], None, over)
     cuda = sz["device"] == "cuda"
     if cuda:

@@ -409,7 +409,7 @@ def test_output_where_nothing_can_be_written(capsys, ws, files, command):
 
 
 @pytest.mark.parametrize("override", ["train.num_rays=0", "train.lr=nan", "render.grid_size=48",
-                                      "train.downscale=0", "render.T_thresh_test=0"])
+                                      "train.downscale=0", "infer.T_thresh=0"])
 def test_config_values_out_of_range(capsys, ws, subject, override):
     config = (subject / "run" / "config.yaml").read_bytes()
     refused(capsys, "train", "-s", "syn", "-w", ws, override, names=override.split("=")[0])

@@ -52,6 +52,33 @@ def test_config_bad_type_and_form():
         load_config(_Cfg, None, ["iters"])
 
 
+def test_run_config_sections_and_old_key_names_still_load(tmp_path):
+    from radnerf_cli.model.config import load_run_config, upgrade
+
+    # a run config saved before the re-sectioning: camera conventions, occupancy-update and inference
+    # settings under `render`, one fp16 switch for training and inference
+    old = tmp_path / "config.yaml"
+    old.write_text("render:\n  scale: 3.0\n  offset: [0.0, 0.1, 0.0]\n  update_interval: 8\n  grid_decay: 0.9\n"
+                   "  T_thresh_train: 0.001\n  T_thresh_test: 0.02\n  smooth_audio: 0.5\n  grid_size: 64\n"
+                   "train:\n  fp16: false\n")
+    cfg = load_run_config("full", old)
+    assert cfg.data.scale == 3.0 and list(cfg.data.offset) == [0.0, 0.1, 0.0]
+    assert cfg.train.grid_update_interval == 8 and cfg.train.grid_decay == 0.9 and cfg.train.T_thresh == 0.001
+    assert cfg.infer.T_thresh == 0.02 and cfg.infer.smooth_audio == 0.5 and cfg.infer.fp16 is False
+    assert cfg.render.grid_size == 64 and "smooth_audio" not in cfg.render
+    # old names as overrides land in the new place; new names work as well
+    cfg = load_run_config("fast", None, ["render.smooth_audio=0.1", "train.grid_decay=0.5"])
+    assert cfg.infer.smooth_audio == 0.1 and cfg.train.grid_decay == 0.5
+    # a checkpoint's config dict (what inference merges) is upgraded without being changed in place
+    meta = {"render": {"smooth_audio": 0.2}, "train": {"fp16": True}}
+    up = upgrade(meta)
+    assert up == {"render": {}, "infer": {"smooth_audio": 0.2, "fp16": True}, "train": {"fp16": True}}
+    assert meta == {"render": {"smooth_audio": 0.2}, "train": {"fp16": True}}
+    # a new config saved and read back is unchanged
+    save_config(cfg, tmp_path / "new.yaml")
+    assert load_run_config("full", tmp_path / "new.yaml") == cfg
+
+
 def test_atomic_write_leaves_nothing_on_error(tmp_path):
     target = tmp_path / "a.json"
     fsutil.write_json(target, {"a": 1})

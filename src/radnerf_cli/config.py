@@ -8,11 +8,11 @@ The resolved config is saved beside every run with :func:`save_config`.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from radnerf_cli import fsutil
@@ -37,9 +37,11 @@ def load_config(
     yaml_path: str | os.PathLike | None = None,
     overrides: Sequence[str] = (),
     base: dict[str, Any] | None = None,
+    upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> T:
     """Build a config of type ``schema``: defaults <- ``base`` <- YAML file <- ``key=value`` overrides.
 
+    ``upgrade`` maps a loaded YAML dict saved by an older version onto the schema's key names.
     Returns a typed ``DictConfig`` that behaves as an instance of ``schema``.
     """
     cfg = OmegaConf.structured(schema)
@@ -53,6 +55,8 @@ def load_config(
             loaded = OmegaConf.load(p)
         except Exception as e:  # yaml errors come in many types
             raise ConfigError(f"{p}: not a valid YAML config: {str(e).splitlines()[0]}") from None
+        if upgrade is not None and isinstance(loaded, DictConfig):
+            loaded = OmegaConf.create(upgrade(OmegaConf.to_container(loaded)))
         cfg = _merge(cfg, loaded, str(p))
     dotlist = []
     for item in overrides:

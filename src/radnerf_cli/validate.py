@@ -83,12 +83,12 @@ RUN_CONFIG_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "render.grid_size": (8, 512, False),
     "render.density_thresh": (0, None, False),
     "render.density_thresh_torso": (0, None, False),
-    "render.update_interval": (1, None, False),
-    "render.grid_decay": (0, 1, False),
-    "render.T_thresh_train": (0, 1, True),
-    "render.T_thresh_test": (0, 1, True),
-    "render.smooth_audio": (0, 1, False),
-    "render.scale": (0, None, True),
+    "data.scale": (0, None, True),
+    "infer.T_thresh": (0, 1, True),
+    "infer.smooth_audio": (0, 1, False),
+    "train.grid_update_interval": (1, None, False),
+    "train.grid_decay": (0, 1, False),
+    "train.T_thresh": (0, 1, True),
     "train.seed": (0, None, False),
     "train.downscale": (1, 64, False),
     "train.num_rays": (1, None, False),
@@ -134,6 +134,6 @@ def run_config(cfg: Any) -> None:
     aabb = list(r.aabb)
     if len(aabb) != 6 or not all(math.isfinite(float(v)) for v in aabb) or not all(aabb[i] < aabb[i + 3] for i in range(3)):
         raise ConfigError(f"render.aabb {aabb}: must be 6 finite numbers x0 y0 z0 x1 y1 z1 with each min below its max")
-    offset = list(r.offset)
+    offset = list(cfg.data.offset)
     if len(offset) != 3 or not all(math.isfinite(float(v)) for v in offset):
-        raise ConfigError(f"render.offset {offset}: must be 3 finite numbers")
+        raise ConfigError(f"data.offset {offset}: must be 3 finite numbers")

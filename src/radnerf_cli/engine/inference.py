@@ -15,7 +15,7 @@ from torch import Tensor
 
 from radnerf_cli.engine import checkpoint
 from radnerf_cli.errors import RadNerfError, WorkspaceError
-from radnerf_cli.model.config import STAGES, RunConfig
+from radnerf_cli.model.config import STAGES, RunConfig, upgrade
 from radnerf_cli.workspace import Subject
 
 
@@ -55,7 +55,7 @@ class TalkingHead:
 
         self.device = _pick_device(device)
         self.meta = dict(meta)
-        cfg: RunConfig = OmegaConf.merge(OmegaConf.structured(RunConfig), meta["config"])  # type: ignore[assignment]
+        cfg: RunConfig = OmegaConf.merge(OmegaConf.structured(RunConfig), upgrade(meta["config"]))  # type: ignore[assignment]
         self.cfg = cfg
         self.feature_kind: str = meta["feature_kind"]
         self.feature_dim: int = int(meta["feature_dim"])
@@ -78,11 +78,11 @@ class TalkingHead:
                 hint="the checkpoint was made by another version or config",
             )
         self.model.eval()
-        self.renderer = Renderer(self.model, cfg.render)
+        self.renderer = Renderer(self.model, cfg.render, T_thresh_test=cfg.infer.T_thresh)
         self._coords = pixel_coords(self.H, self.W, self.device)
         self._bg_default = torch.from_numpy(self.background).to(self.device).float().view(-1, 3) / 255
         self._enc_a: Tensor | None = None
-        self.fp16 = bool(cfg.train.fp16) and self.device.type == "cuda"
+        self.fp16 = bool(cfg.infer.fp16) and self.device.type == "cuda"
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -161,7 +161,7 @@ class TalkingHead:
         p = torch.as_tensor(nerf_matrix_to_ngp(np.asarray(pose, dtype=np.float32), self.scale, self.offset)).to(dev)
         enc_a = self.model.audio(aud.to(dev).float())
         if self._enc_a is not None:
-            lam = float(self.cfg.render.smooth_audio)
+            lam = float(self.cfg.infer.smooth_audio)
             enc_a = lam * self._enc_a + (1 - lam) * enc_a
         self._enc_a = enc_a
         e = eye if eye is not None else self.default_eye()

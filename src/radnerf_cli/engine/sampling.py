@@ -6,7 +6,7 @@ Every draw comes from the trainer's one seeded generator, in this order within a
                  per-ray noise
     torso        frame index; the pixel subset
 (grid updates draw their own frame index and jitter before the step's batch, every
-``render.update_interval`` steps). Changing the order changes every trained model, and a resumed run
+``train.grid_update_interval`` steps). Changing the order changes every trained model, and a resumed run
 would no longer match an uninterrupted one.
 """
 

@@ -59,7 +59,7 @@ class Trainer:
         if self._data is None:
             from radnerf_cli.data import SubjectData
 
-            r = self.cfg.render
+            r = self.cfg.data
             self._data = SubjectData(
                 self.subject.dataset, "train", feature=self.cfg.train.feature, downscale=self.cfg.train.downscale,
                 scale=r.scale, offset=tuple(r.offset), show_progress=not self.quiet,
@@ -77,7 +77,7 @@ class Trainer:
         if self._val is None:
             from radnerf_cli.data import SubjectData
 
-            r = self.cfg.render
+            r = self.cfg.data
             try:
                 self._val = SubjectData(
                     self.subject.dataset, "val", feature=self.cfg.train.feature, downscale=self.cfg.train.downscale,
@@ -103,7 +103,9 @@ class Trainer:
 
         torch.manual_seed(self.cfg.train.seed)
         model = TalkingHeadModel(self.cfg.model, self.cfg.render, self.data.feature_dim).to(self.device)
-        self.model, self.renderer = model, Renderer(model, self.cfg.render)
+        self.model, self.renderer = model, Renderer(
+            model, self.cfg.render, T_thresh_train=self.cfg.train.T_thresh, T_thresh_test=self.cfg.infer.T_thresh
+        )
         self.coords = pixel_coords(self.data.H, self.data.W)
         self.gen = torch.Generator().manual_seed(self.cfg.train.seed + STAGES.index(stage))
 
@@ -275,11 +277,11 @@ class Trainer:
         for g in self.opt.param_groups:
             g["lr"] = g["initial_lr"] * f
         if stage == "torso":
-            if step % self.cfg.render.update_interval == 0:
+            if step % self.cfg.train.grid_update_interval == 0:
                 self._update_torso_grid()
             loss, mse, rays, samples = self._torso_loss()
         else:
-            if stage == "head" and step % self.cfg.render.update_interval == 0:
+            if stage == "head" and step % self.cfg.train.grid_update_interval == 0:
                 self._update_grid()
             loss, mse, rays, samples = self._head_loss(stage, step, iters)
         if not torch.isfinite(loss):
@@ -354,8 +356,7 @@ class Trainer:
             with self._autocast():
                 return self.model.head.density(x, enc_a, eye)
 
-        r_cfg = self.cfg.render
-        self.model.occupancy.update(density, self.gen, r_cfg.grid_decay, r_cfg.density_thresh)
+        self.model.occupancy.update(density, self.gen, self.cfg.train.grid_decay, self.cfg.render.density_thresh)
 
     @torch.no_grad()
     def _update_torso_grid(self) -> None:
@@ -369,7 +370,7 @@ class Trainer:
             with self._autocast():
                 return self.model.torso(xy.to(self.device), pose6, code)[0]
 
-        self.model.torso_occupancy.update(alpha, self.gen, self.cfg.render.grid_decay)
+        self.model.torso_occupancy.update(alpha, self.gen, self.cfg.train.grid_decay)
 
     def _ema_update(self, n: int) -> None:
         self.ema.update(n)
@@ -384,8 +385,8 @@ class Trainer:
             "H": d.H,
             "W": d.W,
             "intrinsics": [float(v) for v in d.intrinsics],
-            "scale": float(self.cfg.render.scale),
-            "offset": [float(v) for v in self.cfg.render.offset],
+            "scale": float(self.cfg.data.scale),
+            "offset": [float(v) for v in self.cfg.data.offset],
             "stages": self.stages_done,
             "stage": stage,
         }

@@ -48,6 +48,12 @@ class ModelConfig:
 
 
 @dataclass
+class DataConfig:
+    scale: float = 4.0  # camera translations are multiplied by this (RAD-NeRF's --scale)
+    offset: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # added to camera translations
+
+
+@dataclass
 class RenderConfig:
     aabb: list[float] = field(default_factory=lambda: [-1.0, -0.5, -1.0, 1.0, 0.5, 1.0])  # head box (x0 y0 z0 x1 y1 z1)
     min_near: float = 0.05  # nearest distance a ray starts at
@@ -56,13 +62,13 @@ class RenderConfig:
     grid_size: int = 128  # occupancy grid resolution per side
     density_thresh: float = 10.0  # occupancy threshold on sigma (capped by the grid's mean density)
     density_thresh_torso: float = 0.01  # occupancy threshold on the torso alpha
-    update_interval: int = 16  # steps between occupancy grid updates
-    grid_decay: float = 0.95  # EMA decay of the occupancy grid at each update
-    T_thresh_train: float = 1e-4  # transmittance at which a training ray stops
-    T_thresh_test: float = 1e-2  # transmittance at which an inference ray stops
+
+
+@dataclass
+class InferConfig:
+    T_thresh: float = 1e-2  # transmittance at which an inference ray stops
     smooth_audio: float = 0.35  # weight of the previous audio code in test-time smoothing
-    scale: float = 4.0  # camera translations are multiplied by this (RAD-NeRF's --scale)
-    offset: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # added to camera translations
+    fp16: bool = True  # mixed precision (float16 autocast) when rendering on CUDA; ignored on CPU
 
 
 @dataclass
@@ -90,7 +96,10 @@ class TrainConfig:
     lambda_lpips: float = 0.01  # weight of LPIPS on the mouth patch in the lips stage
     lips_min_patch: int = 64  # mouth patches smaller than this are upsampled before LPIPS
     ema_decay: float = 0.95  # decay of the exponential moving average of the weights
-    fp16: bool = True  # mixed precision (float16 autocast) on CUDA; ignored on CPU
+    grid_update_interval: int = 16  # steps between occupancy grid updates
+    grid_decay: float = 0.95  # EMA decay of the occupancy grid at each update
+    T_thresh: float = 1e-4  # transmittance at which a training ray stops
+    fp16: bool = True  # mixed precision (float16 autocast) when training on CUDA; ignored on CPU
     ckpt_every: int = 1000  # steps between checkpoints
     preview_every: int = 1000  # steps between preview and curve images
     log_every: int = 10  # steps between progress bar / metrics updates
@@ -99,9 +108,48 @@ class TrainConfig:
 
 @dataclass
 class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)  # conventions of the dataset's cameras
     model: ModelConfig = field(default_factory=ModelConfig)  # network sizes
-    render: RenderConfig = field(default_factory=RenderConfig)  # ray marching and occupancy
+    render: RenderConfig = field(default_factory=RenderConfig)  # ray marching and occupancy, training and inference
     train: TrainConfig = field(default_factory=TrainConfig)  # optimisation
+    infer: InferConfig = field(default_factory=InferConfig)  # rendering a trained model
+
+
+# Keys that moved to the section a reader looks for them in; configs saved with the old names (run
+# configs, checkpoints, bundles, YAML files, overrides) still load: :func:`upgrade` renames them.
+MOVED_KEYS: dict[str, str] = {
+    "render.scale": "data.scale",
+    "render.offset": "data.offset",
+    "render.update_interval": "train.grid_update_interval",
+    "render.grid_decay": "train.grid_decay",
+    "render.T_thresh_train": "train.T_thresh",
+    "render.T_thresh_test": "infer.T_thresh",
+    "render.smooth_audio": "infer.smooth_audio",
+}
+
+
+def upgrade(d: dict[str, Any]) -> dict[str, Any]:
+    """A config dict with the old key names moved to their sections (a new dict; ``d`` is not changed).
+
+    A config saved before ``infer.fp16`` existed rendered with ``train.fp16``: it keeps doing so.
+    """
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items()}
+    moved_any = False
+    for old, new in MOVED_KEYS.items():
+        s_old, k_old = old.split(".")
+        if isinstance(out.get(s_old), dict) and k_old in out[s_old]:
+            s_new, k_new = new.split(".")
+            out.setdefault(s_new, {})[k_new] = out[s_old].pop(k_old)
+            moved_any = True
+    if moved_any and isinstance(out.get("train"), dict) and "fp16" in out["train"]:
+        out.setdefault("infer", {}).setdefault("fp16", out["train"]["fp16"])
+    return out
+
+
+def upgrade_override(item: str) -> str:
+    """``render.smooth_audio=0.5`` -> ``infer.smooth_audio=0.5``; other overrides unchanged."""
+    key, sep, val = item.partition("=")
+    return MOVED_KEYS.get(key.strip(), key) + sep + val if sep else item
 
 
 # Presets are partial configs applied over the defaults.
@@ -138,7 +186,8 @@ def load_run_config(
 
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset '{preset}'", hint=f"use one of {', '.join(PRESETS)}")
-    return load_config(RunConfig, yaml_path, overrides, base=PRESETS[preset] or None)
+    return load_config(RunConfig, yaml_path, [upgrade_override(o) for o in overrides], base=PRESETS[preset] or None,
+                       upgrade=upgrade)
 
 
 def stage_iters(cfg: RunConfig, stage: str) -> int:

@@ -28,9 +28,12 @@ def pixel_coords(H: int, W: int, device: torch.device | str = "cpu") -> Tensor:
 class Renderer:
     """Renders the head (3D, ray marched) and the torso (2D) of a :class:`TalkingHeadModel`."""
 
-    def __init__(self, model: TalkingHeadModel, cfg: RenderConfig):
+    def __init__(self, model: TalkingHeadModel, cfg: RenderConfig, T_thresh_train: float = 1e-4,
+                 T_thresh_test: float = 1e-2):
         self.model = model
         self.cfg = cfg
+        self.T_thresh_train = float(T_thresh_train)  # a training ray stops below this transmittance
+        self.T_thresh_test = float(T_thresh_test)  # an inference ray stops below this transmittance
         self.bound = float(model.cfg.bound)
 
     def _aabb(self, device) -> Tensor:
@@ -60,7 +63,7 @@ class Renderer:
             sigmas, rgbs, ambient = self.model.head(xyzs, dirs, enc_a, ind_code, eye)
         ws, amb, depth, image = raymarch.composite_rays_train(
             sigmas.float().contiguous(), rgbs.float().contiguous(), ambient.float().abs().sum(-1).contiguous(),
-            deltas, rays, self.cfg.T_thresh_train,
+            deltas, rays, self.T_thresh_train,
         )
         return {"image": image, "weights_sum": ws, "ambient": amb, "depth": depth, "num_samples": xyzs.shape[0]}
 
@@ -112,7 +115,7 @@ class Renderer:
                 sigmas[valid] = s.float()
                 rgbs[valid] = c.float()
             raymarch.composite_rays(
-                n_alive, n_step, rays_alive, rays_t, sigmas, rgbs, deltas, ws, dep, img, self.cfg.T_thresh_test
+                n_alive, n_step, rays_alive, rays_t, sigmas, rgbs, deltas, ws, dep, img, self.T_thresh_test
             )
             rays_alive = rays_alive[rays_alive >= 0]
             step += n_step
