@@ -38,8 +38,8 @@ def _synthetic(root: Path, quick: bool):
 def run(quick: bool = False) -> dict:
     import torch
 
+    from benchmarks.bench_render import print_results
     from radnerf_cli import media
-    from radnerf_cli.console import console
     from radnerf_cli.demo.speech import SpeechConfig, synthesize_speech
     from radnerf_cli.engine.inference import TalkingHead
     from radnerf_cli.engine.portrait import check_track, track_source
@@ -85,14 +85,7 @@ def run(quick: bool = False) -> dict:
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    from rich.table import Table
-
-    table = Table(title="portrait vs whole-crop render (cpu, same audio, same run)", show_edge=False)
-    for k in out:
-        table.add_column(k)
-    table.add_row(*(str(v) for v in out.values()))
-    console.print(table)
-    return out
+    return print_results("portrait vs whole-crop render (cpu, same audio, same run)", out)
 
 
 if __name__ == "__main__":

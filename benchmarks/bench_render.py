@@ -41,7 +41,6 @@ def run(quick: bool = False) -> dict:
     import torch
 
     from radnerf_cli import media
-    from radnerf_cli.console import console
     from radnerf_cli.demo.speech import SpeechConfig, synthesize_speech
     from radnerf_cli.engine.inference import TalkingHead
     from radnerf_cli.engine.render_video import RenderOptions, load_render_audio, render_video
@@ -87,9 +86,16 @@ def run(quick: bool = False) -> dict:
         assert np.isfinite(out["render_fps"])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return print_results("render (cpu, end to end)", out)
+
+
+def print_results(title: str, out: dict) -> dict:
+    """``out`` as a one-row table, a column per key; returns ``out``."""
     from rich.table import Table
 
-    table = Table(title="render (cpu, end to end)", show_edge=False)
+    from radnerf_cli.console import console
+
+    table = Table(title=title, show_edge=False)
     for k in out:
         table.add_column(k)
     table.add_row(*(str(v) for v in out.values()))

@@ -1,4 +1,4 @@
-"""Shared fixtures: the test data beside the repository, and the GPU marker."""
+"""Shared fixtures: the test data beside the repository, one torch thread, and the GPU marker."""
 
 from __future__ import annotations
 
@@ -22,6 +22,18 @@ def shared_data() -> Path:
     if not d.is_dir():
         pytest.skip(f"shared test data not found at {d} (set RADNERF_SHARED_DATA or clone beside ../shared)")
     return d
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (tiny batches run faster so, and other jobs on a shared machine
+    slow them less); used by modules as ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def pytest_collection_modifyitems(config, items):

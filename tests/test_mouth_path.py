@@ -12,13 +12,7 @@ from radnerf_cli.engine.mouth_fit import MouthFitConfig, fit_predictor, windows
 from radnerf_cli.model.mouth import MouthAudioEncoder, MouthPredictor
 from synthetic_scene import make_synthetic_subject, openness
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

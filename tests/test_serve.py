@@ -42,6 +42,16 @@ def tone_wav(path: Path, seconds: float = 0.4) -> Path:
     return path
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a `radnerf serve` process: SIGTERM, then SIGKILL if it has not exited within two minutes."""
+    proc.terminate()
+    try:
+        proc.wait(120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture(scope="module")
 def client():
     from fastapi.testclient import TestClient
@@ -94,12 +104,7 @@ def test_serve_with_an_explicit_public_host_warns(tmp_path):
             err += proc.stderr.readline()
         assert b"warning" in err and b"listening on 0.0.0.0" in err, err
     finally:
-        proc.terminate()
-        try:
-            proc.wait(120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 # ----------------------------------------------------------------------------------------------

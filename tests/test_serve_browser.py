@@ -36,7 +36,7 @@ def _port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from test_serve import serve_workspace
+    from test_serve import serve_workspace, stop
 
     ws = serve_workspace()
     port = _port()
@@ -55,12 +55,7 @@ def server(tmp_path_factory):
                 raise AssertionError(f"serve did not start: {proc.stderr.read().decode()}") from None
             time.sleep(0.5)
     yield url
-    proc.terminate()
-    try:
-        proc.wait(120)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop(proc)
 
 
 @pytest.fixture(scope="module")

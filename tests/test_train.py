@@ -22,33 +22,11 @@ from radnerf_cli.model.config import load_run_config
 from radnerf_cli.workspace import Workspace
 
 sys.path.insert(0, str(Path(__file__).parent))
+from small_model import SMALL_MODEL  # noqa: E402
 from synthetic_scene import make_synthetic_subject  # noqa: E402
 
-# A small model for 32x32 images: 8 levels, 2^12-entry tables, a 32^3 occupancy grid.
-SMALL = [
-    "model.num_levels=8",
-    "model.log2_hashmap_size=12",
-    "model.desired_resolution=256",
-    "model.ambient_resolution=64",
-    "model.torso_resolution=64",
-    "model.ind_num=64",
-    "render.grid_size=32",
-    "train.downscale=1",
-    "train.num_rays=256",
-    "train.log_every=5",
-    "train.ckpt_every=25",
-    "train.preview_every=100000",
-    "train.val_frames=1",
-]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny batches: one thread is faster (and unaffected by other jobs on a shared machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+SMALL = [*SMALL_MODEL, "train.ckpt_every=25"]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

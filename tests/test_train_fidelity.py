@@ -15,21 +15,11 @@ from radnerf_cli.engine.inference import TalkingHead
 from radnerf_cli.engine.trainer import Trainer
 from radnerf_cli.model.config import load_run_config
 from radnerf_cli.workspace import Workspace
+from small_model import SMALL_MODEL
 from synthetic_scene import make_synthetic_subject
 
-SMALL = [
-    "model.num_levels=8", "model.log2_hashmap_size=12", "model.desired_resolution=256", "model.ambient_resolution=64",
-    "model.torso_resolution=64", "model.ind_num=64", "render.grid_size=32", "train.downscale=1", "train.num_rays=256",
-    "train.log_every=5", "train.ckpt_every=1000", "train.preview_every=100000", "train.val_frames=1",
-]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+SMALL = [*SMALL_MODEL, "train.ckpt_every=1000"]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
