@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from radnerf_cli import validate
 from radnerf_cli.data import SubjectData
 from radnerf_cli.engine import losses, sampling
 from radnerf_cli.engine.inference import TalkingHead
 from radnerf_cli.engine.trainer import Trainer
+from radnerf_cli.errors import ConfigError
 from radnerf_cli.model.config import load_run_config
 from radnerf_cli.workspace import Workspace
 from small_model import SMALL_MODEL
@@ -78,6 +80,16 @@ def test_mouth_share_of_rays(dataset):
     assert weighted.n == 4000
     assert (~weighted.outside).float().mean() >= 0.5
     assert (~weighted.outside).float().mean() > (~uniform.outside).float().mean() + 0.3
+
+
+def test_mouth_rays_in_the_lips_square(dataset):
+    data = SubjectData(dataset, "train", preload=False)
+    gen = torch.Generator().manual_seed(2)
+    b = sampling.head_batch(data, gen, 4000, False, torch.device("cpu"), mouth_share=0.4, mouth_rect="lips")
+    lips = sampling.in_rect(b.inds, b.frame["lips_rect"].tolist(), data.W)
+    assert b.n == 4000 and lips.float().mean() >= 0.4  # the drawn share, plus what uniform rays add
+    with pytest.raises(ConfigError, match="train.mouth_rect"):
+        validate.run_config(load_run_config("fast", None, ["train.mouth_rect=chin"]))
 
 
 def test_training_predictions_are_clamped():

@@ -109,6 +109,12 @@ RUN_CONFIG_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "train.preview_every": (1, None, False),
     "train.log_every": (1, None, False),
     "train.val_frames": (1, None, False),
+    "train.mouth_rays": (0, 1, False),
+    "train.mouth_code_noise": (0, None, False),
+    "train.mouth_fit_steps": (1, None, False),
+    "train.torso_focus": (0, 1, False),
+    "model.mouth_dim": (1, None, False),
+    "model.mouth_dropout": (0, 1, False),
 }
 
 
@@ -137,3 +143,8 @@ def run_config(cfg: Any) -> None:
     offset = list(cfg.data.offset)
     if len(offset) != 3 or not all(math.isfinite(float(v)) for v in offset):
         raise ConfigError(f"data.offset {offset}: must be 3 finite numbers")
+    choices = {"model.audio_path": ("direct", "mouth"), "train.lips_schedule": ("continue", "restart"),
+               "train.mouth_rect": ("face", "lips")}
+    for key, allowed in choices.items():
+        if _get(cfg, key) not in allowed:
+            raise ConfigError(f"{key} '{_get(cfg, key)}': must be one of {', '.join(allowed)}")

@@ -53,6 +53,7 @@ class HeadBatch:
     bg: Tensor  # [N, 3] background with the ground-truth torso over it
     outside: Tensor  # [N] bool: the pixel is outside the lower-face rectangle (where ambient is penalised)
     patch: tuple[int, int] | None  # (h, w) when the rays are the whole mouth rectangle, row-major
+    inds: Tensor  # [N] row-major pixel indices of the rays, on the CPU
 
     @property
     def n(self) -> int:
@@ -76,11 +77,12 @@ def rect_pixels(rect, n: int, W: int, gen: torch.Generator) -> Tensor:
 
 
 def head_batch(data, gen: torch.Generator, num_rays: int, mouth: bool, device: torch.device,
-               mouth_share: float = 0.0) -> HeadBatch:
+               mouth_share: float = 0.0, mouth_rect: str = "face") -> HeadBatch:
     """A random frame and ``num_rays`` rays of it, or (``mouth``) every ray of its mouth rectangle.
 
-    ``mouth_share`` of the rays are drawn inside the frame's lower-face rectangle (nose to chin),
-    the rest anywhere: the mouth is a small part of the frame and otherwise gets few rays a step.
+    ``mouth_share`` of the rays are drawn inside the frame's ``mouth_rect`` (``face``: the lower-face
+    rectangle, nose to chin; ``lips``: the square around the lips), the rest anywhere: the mouth is a
+    small part of the frame and otherwise gets few rays a step.
     """
     from radnerf_cli.data import get_rays
 
@@ -95,7 +97,7 @@ def head_batch(data, gen: torch.Generator, num_rays: int, mouth: bool, device: t
         patch = (min(xmax, data.H) - max(xmin, 0), min(ymax, data.W) - max(ymin, 0))
     elif mouth_share > 0:
         n_face = int(round(num_rays * min(mouth_share, 1.0)))
-        face = rect_pixels(fr["face_rect"].tolist(), n_face, data.W, gen)
+        face = rect_pixels(fr[f"{mouth_rect}_rect"].tolist(), n_face, data.W, gen)
         rest = torch.randint(0, data.H * data.W, (num_rays - n_face,), generator=gen)
         rays = get_rays(pose, data.intrinsics, data.H, data.W, inds=torch.cat([face, rest]))
     else:
@@ -107,7 +109,7 @@ def head_batch(data, gen: torch.Generator, num_rays: int, mouth: bool, device: t
     outside = ~in_rect(inds, fr["face_rect"].tolist(), data.W)
     return HeadBatch(
         i, fr, rays["rays_o"][0].to(device).contiguous(), rays["rays_d"][0].to(device).contiguous(),
-        noises.to(device), gt.to(device), bg.to(device), outside.to(device), patch,
+        noises.to(device), gt.to(device), bg.to(device), outside.to(device), patch, inds,
     )
 
 

@@ -301,7 +301,7 @@ class Trainer:
     def _head_loss(self, stage: str, step: int, iters: int) -> tuple[Tensor, Tensor, int, int]:
         tc, dev = self.cfg.train, self.device
         b = sampling.head_batch(self.data, self.gen, tc.num_rays, stage == "lips" and step % 2 == 0, dev,
-                                tc.mouth_rays)
+                                tc.mouth_rays, tc.mouth_rect)
         fr = b.frame
         eye = fr["eye"].view(1, 1).to(dev) if fr["eye"] is not None else None
         with self._autocast():

@@ -88,7 +88,8 @@ class TrainConfig:
     lr_final: float = 0.1  # learning rates decay per step to this fraction at the end of a stage
     lips_lr_final: float = 0.05  # lips stage with lips_schedule=restart: decay from the full rate to this fraction
     lips_schedule: str = "continue"  # continue: the head's decay goes on, Adam state kept (RAD-NeRF); restart: fresh Adam at full rate
-    mouth_rays: float = 0.0  # share of each head step's rays drawn inside the lower-face rectangle (0: uniform)
+    mouth_rays: float = 0.0  # share of each head step's rays drawn inside mouth_rect (0: uniform)
+    mouth_rect: str = "face"  # where mouth_rays are drawn: face (nose to chin, RAD-NeRF's face rectangle) or lips (square around the lips)
     mouth_code_noise: float = 0.05  # std of the noise on tracked mouth codes while training the field (audio_path=mouth)
     mouth_fit_steps: int = 1500  # steps of the audio -> mouth-code fit, at most 3 per training frame (100 at least)
     lambda_amb: float = 0.1  # weight of the ambient loss outside the face (ramped from 0)
@@ -155,19 +156,23 @@ def upgrade_override(item: str) -> str:
 # Presets are partial configs applied over the defaults.
 PRESETS: dict[str, dict[str, Any]] = {
     # The original RAD-NeRF settings (meant for a CUDA GPU: 65536 rays, 200k + 50k + 200k iterations),
-    # with the mouth driven through the audio -> mouth-code path (model.audio_path=direct for RAD-NeRF's).
-    "full": {"model": {"audio_path": "mouth"}, "train": {"mouth_rays": 0.25}},
+    # except what drives the mouth, as in `fast`: the audio -> mouth-code path (model.audio_path=direct
+    # for RAD-NeRF's), 40% of each head step's rays in the square around the lips, and no per-frame head
+    # code (model.ind_dim=0: a free code per frame soaks up mouth appearance the mouth code should carry).
+    "full": {"model": {"audio_path": "mouth", "ind_dim": 0}, "train": {"mouth_rays": 0.4, "mouth_rect": "lips"}},
     # A laptop-CPU budget: images downscaled 2x, 2048 rays per step, 2^14-entry tables (Adam touches
     # 4x fewer parameters per step), a 64^3 occupancy grid (an update evaluates 262k points instead
     # of 2.1M), 5000 + 500 + 3000 iterations; fine detail (teeth, hair) needs the full preset.
     # Its measured speed and quality are in the README ("Measured speed and quality").
     "fast": {
-        "model": {"log2_hashmap_size": 14, "desired_resolution": 1024, "torso_resolution": 512, "audio_path": "mouth"},
+        "model": {"log2_hashmap_size": 14, "desired_resolution": 1024, "torso_resolution": 512, "audio_path": "mouth",
+                  "ind_dim": 0},
         "render": {"grid_size": 64},
         "train": {
             "downscale": 2,
             "num_rays": 2048,
-            "mouth_rays": 0.25,
+            "mouth_rays": 0.4,
+            "mouth_rect": "lips",
             "head_iters": 5000,
             "lips_iters": 500,
             "torso_iters": 3000,
