@@ -146,5 +146,6 @@ def run_config(cfg: Any) -> None:
     choices = {"model.audio_path": ("direct", "mouth"), "train.lips_schedule": ("continue", "restart"),
                "train.mouth_rect": ("face", "lips")}
     for key, allowed in choices.items():
-        if _get(cfg, key) not in allowed:
-            raise ConfigError(f"{key} '{_get(cfg, key)}': must be one of {', '.join(allowed)}")
+        value = _get(cfg, key)
+        if value not in allowed:
+            raise ConfigError(f"{key} '{value}': must be one of {', '.join(allowed)}")

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from radnerf_cli.kernels import raymarch
-from radnerf_cli.model.config import RenderConfig
+from radnerf_cli.model.config import InferConfig, RenderConfig, TrainConfig
 from radnerf_cli.model.network import TalkingHeadModel
 from radnerf_cli.render.composite import over
 
@@ -28,8 +28,8 @@ def pixel_coords(H: int, W: int, device: torch.device | str = "cpu") -> Tensor:
 class Renderer:
     """Renders the head (3D, ray marched) and the torso (2D) of a :class:`TalkingHeadModel`."""
 
-    def __init__(self, model: TalkingHeadModel, cfg: RenderConfig, T_thresh_train: float = 1e-4,
-                 T_thresh_test: float = 1e-2):
+    def __init__(self, model: TalkingHeadModel, cfg: RenderConfig, T_thresh_train: float = TrainConfig.T_thresh,
+                 T_thresh_test: float = InferConfig.T_thresh):
         self.model = model
         self.cfg = cfg
         self.T_thresh_train = float(T_thresh_train)  # a training ray stops below this transmittance
