@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each printing its table; all results in bench-results/bench.json.
 
-    python -m benchmarks.run [--quick] [--only kernels,audio,preprocess,train,render,live,lipsync,portrait] [--out DIR]
+    python -m benchmarks.run [--quick] [--only kernels,audio,preprocess,train,render,live,lipsync,portrait,field] [--out DIR]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ SUITES = {
     "live": "benchmarks.bench_live",
     "lipsync": "benchmarks.bench_lipsync",
     "portrait": "benchmarks.bench_portrait",
+    "field": "benchmarks.bench_field",
 }
 
 

@@ -113,3 +113,17 @@ def test_trained_synthetic_mouth_follows_heldout_audio(tmp_path, syn):
     rep, ref = L.report(pred, env, real.std()), L.sync(real, env)
     assert rep["amplitude_ratio"] > 0.5, rep
     assert rep["sync"]["corr"] > 0.5 * ref["corr"] > 0, (rep["sync"], ref)
+    # the field answers the mouth code itself: the most open training frame's tracked code opens the
+    # mouth more than the most closed one's, at the same pose and with no audio in the loop
+    train = SubjectData(sub.dataset, "train", preload=False)
+    _, codes, _ = mouth_codes(train.lms68, head.cfg.model.mouth_dim)
+    open_code, shut_code = codes[np.argmax(codes[:, 0])], codes[np.argmin(codes[:, 0])]
+
+    def darkness(code):
+        lay = head.render_layers(val.poses_raw[0], None, float(val.eye[0]), mouth_code=code)
+        img = (lay["head"] + (1 - lay["weights"])[:, None] * val.bg.numpy().reshape(-1, 3)) * 255
+        return _inner_mouth_darkness(img.reshape(val.H, val.W, 3), val.lms68[0])
+
+    assert darkness(open_code) > darkness(shut_code) + 5, (darkness(open_code), darkness(shut_code))
+    with pytest.raises(ValueError, match="components"):
+        head.render_layers(val.poses_raw[0], None, None, mouth_code=open_code[:1])

@@ -75,7 +75,7 @@ def _even(img: np.ndarray) -> np.ndarray:
     return np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
-def _load_dataset(subject: Subject, split: str, head: Any):
+def load_split(subject: Subject, split: str, head: Any):
     from radnerf_cli.data import SubjectData
 
     data = SubjectData(subject.dataset, split, feature=head.feature_kind, preload=False)
@@ -181,7 +181,7 @@ def evaluate(
         from radnerf_cli.engine.inference import TalkingHead
 
         head = TalkingHead.from_subject(subject, device=device, stage=stage)
-    data = _load_dataset(subject, split, head)
+    data = load_split(subject, split, head)
     n = len(data) if max_frames is None else max(0, min(len(data), int(max_frames)))
     if n == 0:
         raise WorkspaceError(f"no {split} frames to evaluate in {subject.dataset}")

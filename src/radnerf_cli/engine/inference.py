@@ -151,15 +151,23 @@ class TalkingHead:
             return None
         return float(np.mean(self.eye_track))
 
-    def _inputs(self, pose: np.ndarray, aud: Tensor, eye: float | None) -> tuple[Tensor, Tensor, Tensor | None]:
-        """(ngp pose [4, 4], smoothed audio code [1, A], eye [1, 1] or None) for one frame."""
+    def _inputs(self, pose: np.ndarray, aud: Tensor, eye: float | None,
+                mouth_code: np.ndarray | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(ngp pose [4, 4], smoothed audio code [1, A], eye [1, 1] or None) for one frame.
+
+        ``mouth_code`` [k]: drive the field with this mouth-shape code instead of the one the audio
+        predicts (models with ``model.audio_path=mouth`` only); ``aud`` is then not used.
+        """
         from radnerf_cli.data import nerf_matrix_to_ngp
 
-        if aud.ndim != 3 or aud.shape[-1] != self.feature_dim:
-            raise ValueError(f"aud must be [8, 16, {self.feature_dim}], got {list(aud.shape)}")
         dev = self.device
         p = torch.as_tensor(nerf_matrix_to_ngp(np.asarray(pose, dtype=np.float32), self.scale, self.offset)).to(dev)
-        enc_a = self.model.audio(aud.to(dev).float())
+        if mouth_code is not None:
+            enc_a = self._mouth_code_input(mouth_code)
+        else:
+            if aud.ndim != 3 or aud.shape[-1] != self.feature_dim:
+                raise ValueError(f"aud must be [8, 16, {self.feature_dim}], got {list(aud.shape)}")
+            enc_a = self.model.audio(aud.to(dev).float())
         if self._enc_a is not None:
             lam = float(self.cfg.infer.smooth_audio)
             enc_a = lam * self._enc_a + (1 - lam) * enc_a
@@ -167,6 +175,15 @@ class TalkingHead:
         e = eye if eye is not None else self.default_eye()
         eye_t = torch.tensor([[float(e)]], device=dev) if e is not None else None
         return p, enc_a, eye_t
+
+    def _mouth_code_input(self, mouth_code: np.ndarray) -> Tensor:
+        embed = getattr(self.model.audio, "embed", None)
+        if embed is None:
+            raise ValueError("this model has no mouth-shape code (it was trained with model.audio_path=direct)")
+        code = torch.as_tensor(np.asarray(mouth_code, dtype=np.float32)).view(1, -1).to(self.device)
+        if code.shape[1] != embed.code_dim:
+            raise ValueError(f"mouth_code must have {embed.code_dim} components, got {code.shape[1]}")
+        return embed(code)
 
     @torch.no_grad()
     def render_frame(
@@ -208,17 +225,18 @@ class TalkingHead:
         eye: float | None,
         pixels: np.ndarray | None = None,  # [n] row-major pixel indices to render (None: every pixel)
         torso: bool = False,
+        mouth_code: np.ndarray | None = None,  # [k] drive the mouth with this code, not the audio's
     ) -> dict[str, np.ndarray]:
         """The layers of one frame, unblended, for the given pixels only (float32 in [0, 1]).
 
         head [n, 3] (premultiplied by its opacity), weights [n] (head opacity) and, when ``torso``
         and the torso is trained, torso_rgb [n, 3] and torso_alpha [n]. The audio code is smoothed
-        across calls exactly as in :meth:`render_frame`.
+        across calls exactly as in :meth:`render_frame`. ``mouth_code``: see :meth:`_inputs`.
         """
         from radnerf_cli.data import get_rays
         from radnerf_cli.model.torso import pose_to_euler_trans
 
-        p, enc_a, eye_t = self._inputs(pose, aud, eye)
+        p, enc_a, eye_t = self._inputs(pose, aud, eye, mouth_code)
         rays = get_rays(p[None], self.intrinsics, self.H, self.W)
         ro, rd, coords = rays["rays_o"][0], rays["rays_d"][0], self._coords
         if pixels is not None:

@@ -8,8 +8,6 @@ fit is regularised towards what generalises to other audio:
     masking   a random run of rows of each 16-row window is zeroed (``time_mask``), and whole
               frames of the 8-frame window are dropped (``frame_drop``)
     dropout   on the first convolution and before the output layer
-    shift     the target is the code of a frame up to ``shift`` frames away, with a weight that falls
-              off with the distance (so small audio-video offsets do not matter)
 
 The last ``holdout`` fraction of the training frames (one contiguous stretch of the clip) is kept
 out of the fit. After fitting, each code component is given a gain so that the spread of the

@@ -80,7 +80,7 @@ def speech_envelope(samples: np.ndarray, n_frames: int, sr: int = SAMPLE_RATE, f
     return out.astype(np.float32)
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
+def pearson(a: np.ndarray, b: np.ndarray) -> float | None:
     ok = np.isfinite(a) & np.isfinite(b)
     if ok.sum() < 8:
         return None
@@ -104,9 +104,9 @@ def sync(opening: np.ndarray, envelope: np.ndarray, max_offset: int = MAX_OFFSET
     by: dict[int, float | None] = {}
     for k in range(-max_offset, max_offset + 1):
         if k >= 0:
-            by[k] = _pearson(o[: n - k], e[k:])
+            by[k] = pearson(o[: n - k], e[k:])
         else:
-            by[k] = _pearson(o[-k:], e[: n + k])
+            by[k] = pearson(o[-k:], e[: n + k])
     valid = {k: v for k, v in by.items() if v is not None}
     best = max(valid, key=lambda k: valid[k]) if valid else None
     return {"corr": by.get(0), "best_offset": best, "best_corr": valid.get(best) if best is not None else None,
@@ -165,7 +165,7 @@ def mouth_error(pred: MouthTrack, real: MouthTrack) -> dict:
     return {
         "lmd_uncentred": float(d.mean()) if d.size else None,
         "opening_mae": float(np.abs(po[ok] - ro[ok]).mean()) if ok.any() else None,
-        "opening_corr": _pearson(po, ro),
+        "opening_corr": pearson(po, ro),
     }
 
 

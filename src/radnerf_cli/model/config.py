@@ -162,7 +162,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "full": {"model": {"audio_path": "mouth", "ind_dim": 0}, "train": {"mouth_rays": 0.4, "mouth_rect": "lips"}},
     # A laptop-CPU budget: images downscaled 2x, 2048 rays per step, 2^14-entry tables (Adam touches
     # 4x fewer parameters per step), a 64^3 occupancy grid (an update evaluates 262k points instead
-    # of 2.1M), 5000 + 500 + 3000 iterations; fine detail (teeth, hair) needs the full preset.
+    # of 2.1M), 8000 + 1000 + 3000 iterations; fine detail (teeth, hair) needs the full preset.
     # Its measured speed and quality are in the README ("Measured speed and quality").
     "fast": {
         "model": {"log2_hashmap_size": 14, "desired_resolution": 1024, "torso_resolution": 512, "audio_path": "mouth",
@@ -173,8 +173,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             "num_rays": 2048,
             "mouth_rays": 0.4,
             "mouth_rect": "lips",
-            "head_iters": 5000,
-            "lips_iters": 500,
+            "head_iters": 8000,
+            "lips_iters": 1000,
             "torso_iters": 3000,
             "ckpt_every": 250,
             "preview_every": 500,
