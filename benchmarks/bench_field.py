@@ -33,8 +33,6 @@ def _subject():
 
 
 def run(quick: bool = False) -> dict:
-    import torch
-
     from radnerf_cli.data import SubjectData, audio_window
     from radnerf_cli.data.mouth_code import mouth_codes
     from radnerf_cli.engine import eval_protocols as ep
@@ -55,24 +53,22 @@ def run(quick: bool = False) -> dict:
     _, _, rest = mouth_codes(train.lms68, head.cfg.model.mouth_dim, {"val": val.lms68})
     tracked = rest["val"]
     n = min(len(val), 16 if quick else 80)
-    bg = val.bg.numpy()
-    bg_u8 = (bg * 255 + 0.5).astype(np.uint8)
+    bg_u8 = (val.bg.numpy() * 255 + 0.5).astype(np.uint8)
     tracker = FaceTracker()
     openings: dict[str, np.ndarray] = {}
     try:
         real = L.track((val.image_uint8(i) for i in range(n)), tracker)
         codes = {"predicted": None, "tracked": tracked, "tracked x2": 2.0 * tracked}
+        torsos = [ep.real_torso_background(val.torso_uint8(i), bg_u8) for i in range(n)]  # the same for each mode
         for mode in MODES:
             head.reset()
             frames = []
-            with torch.no_grad():
-                for i in range(n):
-                    aud = audio_window(val.auds, int(val.aud_ids[i]))
-                    eye = None if val.eye is None else float(val.eye[i])
-                    code = None if codes[mode] is None else codes[mode][i]
-                    layers = head.render_layers(val.poses_raw[i], aud, eye, mouth_code=code)
-                    torso = ep.real_torso_background(val.torso_uint8(i), bg_u8)
-                    frames.append(ep.head_frame(layers, torso, val.H, val.W))
+            for i in range(n):
+                aud = audio_window(val.auds, int(val.aud_ids[i]))
+                eye = None if val.eye is None else float(val.eye[i])
+                code = None if codes[mode] is None else codes[mode][i]
+                layers = head.render_layers(val.poses_raw[i], aud, eye, mouth_code=code)  # no_grad inside
+                frames.append(ep.head_frame(layers, torsos[i], val.H, val.W))
             openings[mode] = L.track(frames, tracker).opening
     finally:
         tracker.close()
