@@ -77,6 +77,13 @@ def test_run_config_sections_and_old_key_names_still_load(tmp_path):
     # a new config saved and read back is unchanged
     save_config(cfg, tmp_path / "new.yaml")
     assert load_run_config("full", tmp_path / "new.yaml") == cfg
+    # a run saved before the ridge predictor existed resumes with the network it was trained with,
+    # over a preset that now picks ridge; a partial YAML of a user's still takes the preset's choice
+    (tmp_path / "before.yaml").write_text("model:\n  audio_path: mouth\n  mouth_dim: 4\n")
+    assert load_run_config("full", tmp_path / "before.yaml").model.mouth_predictor == "net"
+    (tmp_path / "mine.yaml").write_text("model:\n  audio_path: mouth\n")
+    assert load_run_config("full", tmp_path / "mine.yaml").model.mouth_predictor == "ridge"
+    assert load_run_config("fast").model.mouth_predictor == "ridge"
 
 
 def test_atomic_write_leaves_nothing_on_error(tmp_path):

@@ -57,6 +57,33 @@ def test_predictor_learns_codes_of_unheard_audio(syn):
     assert 0.6 < pred[:, 0].std() / rest["val"][:, 0].std() < 1.6
 
 
+def test_ridge_predictor_learns_codes_of_unheard_audio_and_is_deterministic(syn):
+    from radnerf_cli.engine.mouth_ridge import fit_ridge
+    from radnerf_cli.model.mouth import MouthRidge
+
+    train, val = SubjectData(syn, "train", preload=False), SubjectData(syn, "val", preload=False)
+    _, codes, rest = mouth_codes(train.lms68, 2, {"val": val.lms68})
+    fits = []
+    for _ in range(2):
+        p = MouthRidge(train.feature_dim, 2)
+        rep = fit_ridge(p, train.auds, train.aud_ids, torch.from_numpy(codes))
+        with torch.no_grad():
+            fits.append(p(windows(val.auds, val.aud_ids)).numpy())
+    assert rep.alpha in (1.0, 3.0, 10.0, 30.0, 100.0) and rep.holdout_frames > 0 and rep.val_corr[0] > 0.8
+    np.testing.assert_array_equal(fits[0], fits[1])  # closed form: no seed to depend on
+    pred = fits[0]
+    assert _corr(pred[:, 0], rest["val"][:, 0]) > 0.8  # the validation split was never seen
+    assert 0.6 < pred[:, 0].std() / rest["val"][:, 0].std() < 1.6
+    # a model built with the ridge predictor carries it in its state and answers as the fitted one
+    enc = MouthAudioEncoder(train.feature_dim, 2, 32, kind="ridge")
+    enc.predictor.load_state_dict(p.state_dict())
+    w = windows(val.auds, val.aud_ids[:1])[0]
+    torch.testing.assert_close(enc.code(w), torch.from_numpy(pred[:1]))
+    assert not list(enc.predictor.parameters())  # buffers only: nothing for a training stage to move
+    with pytest.raises(ValueError, match="net' or 'ridge"):
+        MouthAudioEncoder(16, 2, 32, kind="linear")
+
+
 def test_encoder_forward_matches_batched_predictor():
     enc = MouthAudioEncoder(16, 3, 32)
     x = torch.randn(8, 16, 16)

@@ -74,6 +74,45 @@ def test_mask_is_feathered_and_follows_the_jaw(tmp_path):
     assert reg_open.face[chin_y + drop - 2, chin_x] and not reg.face[chin_y + drop - 2, chin_x]
 
 
+def test_paste_renders_every_masked_pixel_and_only_those_it_needs(tmp_path):
+    """Two passes (the jaw room, then the rest of the mask): every pixel the feathered mask shows is
+    rendered, none outside the region, fewer rays than the whole region."""
+    from synthetic_scene import make_synthetic_subject
+
+    make_synthetic_subject(tmp_path / "s", n_frames=5, size=64, feature_dim=8)
+    lms = np.loadtxt(tmp_path / "s" / "ori_imgs" / "3.lms")  # in the 64-px crop grid
+    H = W = 128
+    reg = face_region(lms * (W / 64), H, W, MaskConfig())
+    rng = np.random.default_rng(0)
+    colour = rng.random((H * W, 3)).astype(np.float32)
+    opacity = np.zeros(H * W, np.float32)
+    opacity[reg.face.reshape(-1)] = 1.0
+    ring = (reg.room & ~reg.face).reshape(-1)
+    opacity[ring] = 0.4 * rng.random(int(ring.sum()))  # faint: below the 0.5 that pulls the mask down
+    jaw = np.zeros((H, W), bool)  # a rendered jaw opening 3 px wider than the real one
+    jaw[3:] = reg.face[:-3]
+    opacity[(jaw & reg.room & ~reg.face).reshape(-1)] = 1.0
+    asked: list[np.ndarray] = []
+
+    def render(pixels):
+        asked.append(pixels)
+        return colour[pixels] * opacity[pixels, None], opacity[pixels]
+
+    real = rng.integers(0, 256, (160, 144, 3), dtype=np.uint8)
+    crop = (8, 20, 128, 128)
+    res = portrait.paste(real, crop, lms, H, W, 64, render, want_mask=True)
+    rendered = np.zeros(H * W, bool)
+    rendered[np.concatenate(asked)] = True
+    assert len(asked) == 2 and res["rays"] == rendered.sum() == sum(len(a) for a in asked)
+    assert not (rendered & ~reg.render.reshape(-1)).any()
+    # the mask a single pass over the whole region gives (the opacity outside the jaw room does not move it)
+    weights = np.where(reg.render.reshape(-1), opacity, 0).reshape(H, W)
+    mask = blend_mask(reg, weights)
+    assert rendered[(mask > 0).reshape(-1)].all()  # every pixel the mask shows was rendered
+    assert res["rays"] < reg.render.sum()  # and fewer than the whole region
+
+
+
 @pytest.mark.slow
 def test_portrait_render_has_the_source_size_and_leaves_the_rest_real(ws, tmp_path):
     root, video, wav = ws

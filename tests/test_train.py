@@ -124,6 +124,11 @@ def test_resume_is_exact(tmp_path, dataset):
     # a finished stage is skipped on the next run
     (r3,) = Trainer(b, cfg, "cpu", quiet=True).run(["head"])
     assert r3.skipped
+    # a resume with other model settings is refused and leaves the run's config as it was
+    saved = (b.run_dir / "config.yaml").read_text()
+    with pytest.raises(ConfigError, match="different model settings"):
+        Trainer(b, _cfg("train.head_iters=80", "model.hidden_dim=32"), "cpu", quiet=True).run(["head"])
+    assert (b.run_dir / "config.yaml").read_text() == saved
 
 
 def test_ctrl_c_saves_then_stops(tmp_path, dataset, monkeypatch):

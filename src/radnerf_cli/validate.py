@@ -115,6 +115,7 @@ RUN_CONFIG_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "train.torso_focus": (0, 1, False),
     "model.mouth_dim": (1, None, False),
     "model.mouth_dropout": (0, 1, False),
+    "train.mouth_ridge_alpha": (0, None, False),
 }
 
 
@@ -143,7 +144,8 @@ def run_config(cfg: Any) -> None:
     offset = list(cfg.data.offset)
     if len(offset) != 3 or not all(math.isfinite(float(v)) for v in offset):
         raise ConfigError(f"data.offset {offset}: must be 3 finite numbers")
-    choices = {"model.audio_path": ("direct", "mouth"), "train.lips_schedule": ("continue", "restart"),
+    choices = {"model.audio_path": ("direct", "mouth"), "model.mouth_predictor": ("net", "ridge"),
+               "train.lips_schedule": ("continue", "restart"),
                "train.mouth_rect": ("face", "lips")}
     for key, allowed in choices.items():
         value = _get(cfg, key)

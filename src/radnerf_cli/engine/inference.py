@@ -7,6 +7,7 @@ without the dataset.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -233,24 +234,39 @@ class TalkingHead:
         and the torso is trained, torso_rgb [n, 3] and torso_alpha [n]. The audio code is smoothed
         across calls exactly as in :meth:`render_frame`. ``mouth_code``: see :meth:`_inputs`.
         """
+        return self.pixel_renderer(pose, aud, eye, torso, mouth_code)(pixels)
+
+    def pixel_renderer(
+        self, pose: np.ndarray, aud: Tensor, eye: float | None, torso: bool = False,
+        mouth_code: np.ndarray | None = None,
+    ) -> Callable[[np.ndarray | None], dict[str, np.ndarray]]:
+        """:meth:`render_layers` of one frame as a function of the pixels, so that one frame can be
+        rendered in several passes: the audio code is smoothed once, here, not once per pass."""
         from radnerf_cli.data import get_rays
         from radnerf_cli.model.torso import pose_to_euler_trans
 
         p, enc_a, eye_t = self._inputs(pose, aud, eye, mouth_code)
         rays = get_rays(p[None], self.intrinsics, self.H, self.W)
-        ro, rd, coords = rays["rays_o"][0], rays["rays_d"][0], self._coords
-        if pixels is not None:
-            idx = torch.as_tensor(np.asarray(pixels, dtype=np.int64), device=self.device)
-            ro, rd, coords = ro[idx], rd[idx], coords[idx]
+        ro_all, rd_all = rays["rays_o"][0], rays["rays_d"][0]
         m = self.model
-        res = self.renderer.head_infer(ro.contiguous(), rd.contiguous(), enc_a, m.ind_code(None), eye_t, fp16=self.fp16)
-        out = {"head": res["image"].float().cpu().numpy(), "weights": res["weights_sum"].float().cpu().numpy()}
-        if torso and self.torso_trained:
-            alpha, rgb = self.renderer.torso(coords.contiguous(), pose_to_euler_trans(p[None]), m.torso_code(None),
-                                             use_grid=True, fp16=self.fp16)
-            out["torso_rgb"] = rgb.float().cpu().numpy()
-            out["torso_alpha"] = alpha.float().view(-1).cpu().numpy()
-        return out
+
+        @torch.no_grad()
+        def render(pixels: np.ndarray | None) -> dict[str, np.ndarray]:
+            ro, rd, coords = ro_all, rd_all, self._coords
+            if pixels is not None:
+                idx = torch.as_tensor(np.asarray(pixels, dtype=np.int64), device=self.device)
+                ro, rd, coords = ro[idx], rd[idx], coords[idx]
+            res = self.renderer.head_infer(ro.contiguous(), rd.contiguous(), enc_a, m.ind_code(None), eye_t,
+                                           fp16=self.fp16)
+            out = {"head": res["image"].float().cpu().numpy(), "weights": res["weights_sum"].float().cpu().numpy()}
+            if torso and self.torso_trained:
+                alpha, rgb = self.renderer.torso(coords.contiguous(), pose_to_euler_trans(p[None]),
+                                                 m.torso_code(None), use_grid=True, fp16=self.fp16)
+                out["torso_rgb"] = rgb.float().cpu().numpy()
+                out["torso_alpha"] = alpha.float().view(-1).cpu().numpy()
+            return out
+
+        return render
 
     @torch.no_grad()
     def density(self, xyz: Tensor) -> Tensor:

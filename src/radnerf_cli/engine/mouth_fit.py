@@ -50,6 +50,7 @@ class MouthFitReport:
     val_std_ratio: list[float]  # per component, before calibration: std(pred) / std(tracked)
     gain: list[float]  # calibration gain applied per component
     seconds: float
+    alpha: float | None = None  # ridge predictor: regularisation per training frame (None: the network)
 
 
 def windows(feats: Tensor, aud_ids: Tensor) -> Tensor:

@@ -1,7 +1,7 @@
 """The mouth-code part of the head stage: the tracked codes of the training frames and the predictor's fit.
 
     codes = tracked_codes(data, dim)        # [N, dim], from the frames' 68 landmarks
-    report = fit(predictor, data, codes, cfg)   # audio -> code predictor, fitted before the field
+    report = fit(predictor, data, codes, cfg)   # audio -> code predictor (net or ridge), fitted before the field
 
 Both are deterministic for a given dataset and config, so a resumed or later stage recomputes the
 same codes instead of storing them.
@@ -17,6 +17,7 @@ from torch import Tensor
 
 from radnerf_cli.data.mouth_code import mouth_codes
 from radnerf_cli.engine.mouth_fit import MouthFitConfig, MouthFitReport, fit_predictor
+from radnerf_cli.engine.mouth_ridge import fit_ridge
 
 
 def tracked_codes(data, dim: int) -> Tensor:
@@ -27,11 +28,16 @@ def tracked_codes(data, dim: int) -> Tensor:
 
 def fit(predictor, data, codes: Tensor, cfg, quiet: bool = False) -> dict[str, Any]:
     """Fit ``predictor`` on the split's features and codes (with a progress bar); the report as a dict."""
-    from radnerf_cli.console import console, progress
+    from radnerf_cli.console import progress
 
+    order = torch.argsort(data.aud_ids)  # the calibration stretch is the clip's last part
+    if cfg.model.mouth_predictor == "ridge":
+        rep = fit_ridge(predictor, data.auds, data.aud_ids[order], codes[order], float(cfg.train.mouth_ridge_alpha))
+        if not quiet:
+            _say(rep, f"ridge fit (alpha {rep.alpha:g} per frame) in {rep.seconds:.1f} s")
+        return asdict(rep)
     steps = int(cfg.train.mouth_fit_steps)
     mf = MouthFitConfig(steps=min(steps, max(100, 3 * len(data))))
-    order = torch.argsort(data.aud_ids)  # the calibration stretch is the clip's last part
     bar = progress("steps", extra="loss {task.fields[loss]:.3f}") if not quiet else None
     if bar is not None:
         with bar:
@@ -43,9 +49,15 @@ def fit(predictor, data, codes: Tensor, cfg, quiet: bool = False) -> dict[str, A
     else:
         rep = fit_predictor(predictor, data.auds, data.aud_ids[order], codes[order], mf, seed=int(cfg.train.seed))
     if not quiet:
-        corr = ", ".join(f"{c:+.2f}" for c in rep.val_corr)
-        console.print(
-            f"[bold]audio -> mouth[/bold]: {rep.steps} steps in {rep.seconds:.0f} s; on {rep.holdout_frames} "
-            f"held-back training frames the predicted codes correlate {corr} with the tracked ones"
-        )
+        _say(rep, f"{rep.steps} steps in {rep.seconds:.0f} s")
     return asdict(rep)
+
+
+def _say(rep: MouthFitReport, what: str) -> None:
+    from radnerf_cli.console import console
+
+    corr = ", ".join(f"{c:+.2f}" for c in rep.val_corr)
+    console.print(
+        f"[bold]audio -> mouth[/bold]: {what}; on {rep.holdout_frames} "
+        f"held-back training frames the predicted codes correlate {corr} with the tracked ones"
+    )

@@ -206,21 +206,31 @@ def paste(real: np.ndarray, crop: tuple[int, int, int, int], lms: np.ndarray, H:
     """One portrait frame: ``real`` uint8 [Hs, Ws, 3] with the rendered face pasted in.
 
     ``lms`` [68, 2] in the ``size`` grid of the dataset crop; ``render(pixels)`` renders the head at
-    row-major pixel indices of the model's H x W grid. Returns image (uint8, the size of ``real``),
+    row-major pixel indices of the model's H x W grid (called twice: the jaw room, then the rest of the
+    mask). Returns image (uint8, the size of ``real``),
     rays (how many were rendered) and, with ``want_mask``, mask (float32 [Hs, Ws]).
     """
     x0, y0, cw, ch = crop
     crop_img = real[y0:y0 + ch, x0:x0 + cw]
     bg = cv2.resize(crop_img, (W, H), interpolation=cv2.INTER_AREA)
     reg = face_region(np.asarray(lms, dtype=np.float64) * (W / size), H, W, cfg)
-    pixels = np.flatnonzero(reg.render.reshape(-1))
     comp = fill_under_jaw(bg, reg).reshape(-1, 3).astype(np.float32) / 255.0
     weights = np.zeros(H * W, np.float32)
-    if len(pixels):
-        head, ws = render(pixels)
-        comp[pixels] = head + (1.0 - ws)[:, None] * comp[pixels]
-        weights[pixels] = ws
+    n_rays = 0
+
+    def draw(pixels: np.ndarray) -> None:
+        nonlocal n_rays
+        if len(pixels):
+            head, ws = render(pixels)
+            comp[pixels] = head + (1.0 - ws)[:, None] * comp[pixels]
+            weights[pixels] = ws
+            n_rays += len(pixels)
+
+    # two passes: the mask depends on the rendered opacity only inside the jaw room, so that is
+    # rendered first; then only the rest of the region the feathered mask actually covers
+    draw(np.flatnonzero((reg.room & reg.render).reshape(-1)))
     mask = blend_mask(reg, weights.reshape(H, W))
+    draw(np.flatnonzero(((mask > 0) & ~reg.room).reshape(-1)))
     out = real.copy()
     full_mask = np.zeros(real.shape[:2], np.float32) if want_mask else None
     rows, cols = np.nonzero(mask > 0)
@@ -237,14 +247,16 @@ def paste(real: np.ndarray, crop: tuple[int, int, int, int], lms: np.ndarray, H:
         view[...] = np.where(m > 0, np.clip(blended + 0.5, 0, 255), view).astype(np.uint8)
         if full_mask is not None:
             full_mask[y0 + ys0:y0 + ys1, x0 + xs0:x0 + xs1] = m[..., 0]
-    return {"image": out, "rays": int(len(pixels)), "mask": full_mask}
+    return {"image": out, "rays": n_rays, "mask": full_mask}
 
 
 def head_render_fn(head: TalkingHead, pose: np.ndarray, aud, eye: float | None) -> RenderFn:
     """A :data:`RenderFn` rendering only the asked pixels of ``head`` at ``pose``."""
 
+    layers = head.pixel_renderer(pose, aud, eye)
+
     def fn(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        lay = head.render_layers(pose, aud, eye, pixels=pixels)
+        lay = layers(pixels)
         return lay["head"], lay["weights"]
 
     return fn

@@ -7,7 +7,7 @@ the real frame and the rendered head's opacity:
               with region="face" the whole face up over the brows
     jaw room  the face polygon with its jaw dropped by ``jaw_room`` face heights: where a rendered jaw
               that opens wider than the real one may reach
-    render    face and jaw room dilated by the feather and the blur: the only rays that are rendered
+    render    face and jaw room dilated by the feather and the blur: the most the mask can cover
     mask      face  |  (rendered opacity > 0.5 inside the jaw room, below the nose): it follows the
               real jaw and the rendered one; dilated by the feather and Gaussian-blurred (sigma a
               third of it), so it is 1 on the face and falls to 0 within one more feather outside
@@ -39,7 +39,7 @@ class FaceRegion:
 
     face: np.ndarray  # the real frame's face polygon
     room: np.ndarray  # face plus the jaw room
-    render: np.ndarray  # rays to render
+    render: np.ndarray  # the most the mask can cover (rays outside it are never rendered)
     feather: float  # feather width, model pixels
     nose_row: float  # rows below this may take the rendered jaw
 

@@ -93,7 +93,6 @@ class Trainer:
     def run(self, stages: list[str], max_steps: int | None = None) -> list[StageReport]:
         """Train ``stages`` in order; ``max_steps`` caps the steps of this run per stage (then checkpoint)."""
         self.subject.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        save_config(self.cfg, self.subject.run_dir / "config.yaml")
         return [self.train_stage(s, max_steps) for s in stages]
 
     # ------------------------------------------------------------------ setup
@@ -192,6 +191,8 @@ class Trainer:
                 self.ema = WeightEMA(self.named, tc.ema_decay)
             self._say(f"[bold]{stage}[/bold]: starting from the {prev} checkpoint ({ppath})")
         self.stages_done = [s for s in prev_stages if s != stage] + [stage]
+        # only once the checkpoints fit these settings: a refused resume leaves the run's config as it was
+        save_config(self.cfg, self.subject.run_dir / "config.yaml")
         if stage != "torso" and cfg.model.audio_path == "mouth":
             self._mouth_setup(fit=stage == "head" and step == 0 and not path.is_file())
         return self._loop(stage, step, iters, path, max_steps)

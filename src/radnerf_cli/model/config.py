@@ -25,7 +25,8 @@ class ModelConfig:
     audio_att: bool = True  # smooth the 8-frame window of audio codes with AudioAttNet
     audio_path: str = "direct"  # direct: RAD-NeRF's audio net feeds the field; mouth: audio -> mouth-shape code -> field
     mouth_dim: int = 4  # components of the mouth-shape code (audio_path=mouth)
-    mouth_dropout: float = 0.2  # dropout in the audio -> mouth-code predictor (audio_path=mouth)
+    mouth_predictor: str = "net"  # audio -> mouth-code predictor (audio_path=mouth): net (conv net + attention) or ridge (linear)
+    mouth_dropout: float = 0.2  # dropout in the net mouth-code predictor
     num_levels: int = 16  # levels of every multiresolution grid
     level_dim: int = 2  # features per level
     base_resolution: int = 16  # coarsest grid resolution
@@ -91,7 +92,8 @@ class TrainConfig:
     mouth_rays: float = 0.0  # share of each head step's rays drawn inside mouth_rect (0: uniform)
     mouth_rect: str = "face"  # where mouth_rays are drawn: face (nose to chin, RAD-NeRF's face rectangle) or lips (square around the lips)
     mouth_code_noise: float = 0.05  # std of the noise on tracked mouth codes while training the field (audio_path=mouth)
-    mouth_fit_steps: int = 1500  # steps of the audio -> mouth-code fit, at most 3 per training frame (100 at least)
+    mouth_fit_steps: int = 1500  # steps of the net audio -> mouth-code fit, at most 3 per training frame (100 at least)
+    mouth_ridge_alpha: float = 0.0  # ridge predictor's regularisation per training frame (0: chosen by cross-validation)
     lambda_amb: float = 0.1  # weight of the ambient loss outside the face (ramped from 0)
     lambda_entropy: float = 1e-4  # weight of the entropy of the weights sum / torso alpha
     lambda_lpips: float = 0.01  # weight of LPIPS on the mouth patch in the lips stage
@@ -132,7 +134,9 @@ MOVED_KEYS: dict[str, str] = {
 def upgrade(d: dict[str, Any]) -> dict[str, Any]:
     """A config dict with the old key names moved to their sections (a new dict; ``d`` is not changed).
 
-    A config saved before ``infer.fp16`` existed rendered with ``train.fp16``: it keeps doing so.
+    A config saved before ``infer.fp16`` existed rendered with ``train.fp16``: it keeps doing so. One
+    saved before ``model.mouth_predictor`` existed (it has ``model.mouth_dim``, as every saved config
+    does) used the network predictor: it keeps it, whatever the preset it is resumed over says.
     """
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items()}
     moved_any = False
@@ -144,6 +148,9 @@ def upgrade(d: dict[str, Any]) -> dict[str, Any]:
             moved_any = True
     if moved_any and isinstance(out.get("train"), dict) and "fp16" in out["train"]:
         out.setdefault("infer", {}).setdefault("fp16", out["train"]["fp16"])
+    model = out.get("model")
+    if isinstance(model, dict) and "mouth_dim" in model and "mouth_predictor" not in model:
+        model["mouth_predictor"] = "net"
     return out
 
 
@@ -157,25 +164,31 @@ def upgrade_override(item: str) -> str:
 PRESETS: dict[str, dict[str, Any]] = {
     # The original RAD-NeRF settings (meant for a CUDA GPU: 65536 rays, 200k + 50k + 200k iterations),
     # except what drives the mouth, as in `fast`: the audio -> mouth-code path (model.audio_path=direct
-    # for RAD-NeRF's), 40% of each head step's rays in the square around the lips, and no per-frame head
-    # code (model.ind_dim=0: a free code per frame soaks up mouth appearance the mouth code should carry).
-    "full": {"model": {"audio_path": "mouth", "ind_dim": 0}, "train": {"mouth_rays": 0.4, "mouth_rect": "lips"}},
-    # A laptop-CPU budget: images downscaled 2x, 2048 rays per step, 2^14-entry tables (Adam touches
-    # 4x fewer parameters per step), a 64^3 occupancy grid (an update evaluates 262k points instead
-    # of 2.1M), 8000 + 1000 + 3000 iterations; fine detail (teeth, hair) needs the full preset.
+    # for RAD-NeRF's) with the ridge predictor, 40% of each head step's rays in the square around the
+    # lips, and no per-frame head code (model.ind_dim=0: a free code per frame soaks up mouth
+    # appearance the mouth code should carry).
+    "full": {"model": {"audio_path": "mouth", "mouth_predictor": "ridge", "ind_dim": 0},
+             "train": {"mouth_rays": 0.4, "mouth_rect": "lips"}},
+    # A laptop-CPU budget: images downscaled 2x, 1024 rays per step (more, smaller steps: the mouth
+    # learns per step, not per ray), 2^14-entry tables (Adam touches 4x fewer parameters per step), a
+    # 64^3 occupancy grid (an update evaluates 262k points instead of 2.1M), 13000 + 1500 + 3000
+    # iterations, LPIPS on the mouth patch weighted 0.3 (0.01 leaves the lips stage's mouth half
+    # shut); fine detail (teeth, hair) needs the full preset.
     # Its measured speed and quality are in the README ("Measured speed and quality").
     "fast": {
         "model": {"log2_hashmap_size": 14, "desired_resolution": 1024, "torso_resolution": 512, "audio_path": "mouth",
-                  "ind_dim": 0},
+                  "mouth_predictor": "ridge", "ind_dim": 0},
         "render": {"grid_size": 64},
         "train": {
             "downscale": 2,
-            "num_rays": 2048,
+            "num_rays": 1024,
             "mouth_rays": 0.4,
             "mouth_rect": "lips",
-            "head_iters": 8000,
-            "lips_iters": 1000,
+            "head_iters": 13000,
+            "lips_iters": 1500,
             "torso_iters": 3000,
+            "torso_rays": 2048,
+            "lambda_lpips": 0.3,
             "ckpt_every": 250,
             "preview_every": 500,
         },

@@ -6,6 +6,7 @@ sounds, and for new audio the mouth hardly moves. Here the path is split in two,
 
     MouthPredictor   [8, 16, C] feature windows -> [1, k] mouth-shape code   (trained on the tracked
                      codes of :mod:`radnerf_cli.data.mouth_code`, with audio augmentation)
+    MouthRidge       the same, as one linear map of the pooled window (ridge regression): the default
     MouthEmbed       [1, k] mouth code -> [1, audio_dim] audio code for the field
 
 The field is trained on the *tracked* code of each frame, so what drives it is the mouth's shape;
@@ -23,25 +24,13 @@ def _act() -> nn.Module:
     return nn.LeakyReLU(0.02, True)
 
 
-class MouthPredictor(nn.Module):
-    """Batched [B, 8, 16, C] windows -> [B, k] codes: per-frame conv net, attention over the 8 frames."""
+class _FeatureNorm(nn.Module):
+    """Per-channel normalisation of the feature rows, set from the training frames (buffers)."""
 
-    def __init__(self, feature_dim: int, code_dim: int, width: int = 64, seq_len: int = 8, dropout: float = 0.2):
+    def __init__(self, feature_dim: int):
         super().__init__()
-        self.seq_len = seq_len
-        # per-channel normalisation of the features, set from the training frames
         self.register_buffer("feat_mean", torch.zeros(feature_dim))
         self.register_buffer("feat_std", torch.ones(feature_dim))
-        # amplitude calibration of each code component (1 until calibrated)
-        self.register_buffer("gain", torch.ones(code_dim))
-        self.frame_net = nn.Sequential(
-            nn.Conv1d(feature_dim, 32, 3, stride=2, padding=1), _act(), nn.Dropout(dropout),  # 16 -> 8
-            nn.Conv1d(32, width, 3, stride=2, padding=1), _act(),  # 8 -> 4
-            nn.Conv1d(width, width, 3, stride=2, padding=1), _act(),  # 4 -> 2
-            nn.Conv1d(width, width, 3, stride=2, padding=1), _act(),  # 2 -> 1
-        )
-        self.att = nn.Sequential(nn.Conv1d(width, 8, 3, padding=1), _act(), nn.Conv1d(8, 1, 3, padding=1))
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, width), _act(), nn.Linear(width, code_dim))
 
     def set_normalisation(self, feats: Tensor) -> None:
         """Per-channel mean and std from training features [T, 16, C]."""
@@ -52,6 +41,24 @@ class MouthPredictor(nn.Module):
     def normalise(self, x: Tensor) -> Tensor:
         """Feature rows [..., C] -> normalised; all-zero rows (past the audio's ends) stay zero."""
         return (x.float() - self.feat_mean) / self.feat_std * (x.abs().sum(-1, keepdim=True) > 0)
+
+
+class MouthPredictor(_FeatureNorm):
+    """Batched [B, 8, 16, C] windows -> [B, k] codes: per-frame conv net, attention over the 8 frames."""
+
+    def __init__(self, feature_dim: int, code_dim: int, width: int = 64, seq_len: int = 8, dropout: float = 0.2):
+        super().__init__(feature_dim)
+        self.seq_len = seq_len
+        # amplitude calibration of each code component (1 until calibrated)
+        self.register_buffer("gain", torch.ones(code_dim))
+        self.frame_net = nn.Sequential(
+            nn.Conv1d(feature_dim, 32, 3, stride=2, padding=1), _act(), nn.Dropout(dropout),  # 16 -> 8
+            nn.Conv1d(32, width, 3, stride=2, padding=1), _act(),  # 8 -> 4
+            nn.Conv1d(width, width, 3, stride=2, padding=1), _act(),  # 4 -> 2
+            nn.Conv1d(width, width, 3, stride=2, padding=1), _act(),  # 2 -> 1
+        )
+        self.att = nn.Sequential(nn.Conv1d(width, 8, 3, padding=1), _act(), nn.Conv1d(8, 1, 3, padding=1))
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, width), _act(), nn.Linear(width, code_dim))
 
     def frame_embed(self, x: Tensor) -> Tensor:
         """Normalised windows [B, 16, C] -> [B, width], one per video frame."""
@@ -71,6 +78,38 @@ class MouthPredictor(nn.Module):
         return self.pool(h)
 
 
+class MouthRidge(_FeatureNorm):
+    """Batched [B, 8, 16, C] windows -> [B, k] codes: a linear map of the window's pooled features.
+
+    Each of the 8 frames' 16 feature rows is normalised per channel (rows past the audio's ends stay
+    zero) and averaged, giving 8 x C numbers per window; these are standardised and mapped to the
+    code by ridge regression (:func:`radnerf_cli.engine.mouth_fit.fit_ridge`). Its only parameters
+    are buffers: it is fitted in closed form, never by gradient steps.
+    """
+
+    def __init__(self, feature_dim: int, code_dim: int, seq_len: int = 8):
+        super().__init__(feature_dim)
+        self.seq_len = seq_len
+        d = seq_len * feature_dim
+        self.register_buffer("in_mean", torch.zeros(d))  # standardisation of the pooled windows
+        self.register_buffer("in_std", torch.ones(d))
+        self.register_buffer("coef", torch.zeros(d, code_dim))
+        self.register_buffer("out_mean", torch.zeros(code_dim))
+        self.register_buffer("gain", torch.ones(code_dim))
+
+    def pooled(self, auds: Tensor) -> Tensor:
+        """[B, 8, 16, C] -> [B, 8 * C]: per-frame means of the normalised rows."""
+        B = auds.shape[0]
+        return self.normalise(auds).mean(2).reshape(B, -1)
+
+    def forward(self, auds: Tensor) -> Tensor:
+        """[B, 8, 16, C] (or [8, 16, C]) -> [B, k] (or [1, k])."""
+        if auds.ndim == 3:
+            auds = auds[None]
+        x = (self.pooled(auds) - self.in_mean) / self.in_std
+        return (x @ self.coef) * self.gain + self.out_mean
+
+
 class MouthEmbed(nn.Module):
     """[B, k] mouth codes -> [B, audio_dim] audio codes for the field."""
 
@@ -86,11 +125,16 @@ class MouthEmbed(nn.Module):
 class MouthAudioEncoder(nn.Module):
     """Feature windows [8, 16, C] -> predicted mouth code -> audio code [1, audio_dim]."""
 
-    def __init__(self, feature_dim: int, code_dim: int, audio_dim: int, dropout: float = 0.2):
+    def __init__(self, feature_dim: int, code_dim: int, audio_dim: int, dropout: float = 0.2, kind: str = "net"):
         super().__init__()
         self.feature_dim = feature_dim
         self.code_dim = code_dim
-        self.predictor = MouthPredictor(feature_dim, code_dim, dropout=dropout)
+        if kind == "net":
+            self.predictor: nn.Module = MouthPredictor(feature_dim, code_dim, dropout=dropout)
+        elif kind == "ridge":
+            self.predictor = MouthRidge(feature_dim, code_dim)
+        else:
+            raise ValueError(f"mouth predictor must be 'net' or 'ridge', got {kind!r}")
         self.embed = MouthEmbed(code_dim, audio_dim)
 
     def forward(self, auds: Tensor) -> Tensor:

@@ -22,7 +22,8 @@ class TalkingHeadModel(nn.Module):
         if cfg.audio_path == "mouth":
             from radnerf_cli.model.mouth import MouthAudioEncoder
 
-            self.audio = MouthAudioEncoder(feature_dim, cfg.mouth_dim, cfg.audio_dim, cfg.mouth_dropout)
+            self.audio = MouthAudioEncoder(feature_dim, cfg.mouth_dim, cfg.audio_dim, cfg.mouth_dropout,
+                                           cfg.mouth_predictor)
         elif cfg.audio_path == "direct":
             self.audio = AudioEncoder(feature_dim, cfg.audio_dim, cfg.audio_att)
         else:
