@@ -85,6 +85,12 @@ def _augment(x: Tensor, cfg: MouthFitConfig, gen: torch.Generator) -> Tensor:
     return x
 
 
+def calibration_gain(ratio: list[float], corr: list[float]) -> list[float]:
+    """Per component: the gain that brings the predictions' spread up to the tracked codes' (1 to 3),
+    or 1 for a component the predictor cannot follow (correlation <= 0.1): scaling noise up helps nobody."""
+    return [float(np.clip(1.0 / max(r, 1e-3), 1.0, 3.0)) if c > 0.1 else 1.0 for r, c in zip(ratio, corr, strict=True)]
+
+
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a - a.mean(), b - b.mean()
     d = math.sqrt(float((a * a).sum() * (b * b).sum()))
@@ -167,8 +173,6 @@ def _fit(predictor, feats, aud_ids, codes, cfg, seed, progress) -> MouthFitRepor
     ratio = [float(p[:, j].std() / max(y[:, j].std(), 1e-9)) for j in range(k)]
     gain = [1.0] * k
     if cfg.calibrate:
-        # scale each component so its predicted spread matches the tracked one; a component the
-        # predictor cannot follow (correlation <= 0.1) is left as is, since scaling noise up helps nobody
-        gain = [float(np.clip(1.0 / max(r, 1e-3), 1.0, 3.0)) if c > 0.1 else 1.0 for r, c in zip(ratio, corr, strict=True)]
+        gain = calibration_gain(ratio, corr)
         predictor.gain.copy_(torch.tensor(gain, dtype=torch.float32))
     return MouthFitReport(cfg.steps, loss_avg, n_hold, corr, ratio, gain, time.perf_counter() - t0)

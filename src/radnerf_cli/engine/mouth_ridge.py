@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from radnerf_cli.engine.mouth_fit import MouthFitReport, windows
+from radnerf_cli.engine.mouth_fit import MouthFitReport, calibration_gain, windows
 from radnerf_cli.metrics.lipsync import pearson
 
 ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0)  # candidate regularisation per training frame
@@ -95,8 +95,8 @@ def fit_ridge(
     corr = [pearson(p[:, j], y[:, j]) or 0.0 for j in range(k)]
     ratio = [float(p[:, j].std() / max(y[:, j].std(), 1e-9)) for j in range(k)]
     gain = [1.0] * k
-    if calibrate:  # as the network's fit: a component it cannot follow is not scaled up
-        gain = [float(np.clip(1.0 / max(r, 1e-3), 1.0, 3.0)) if c > 0.1 else 1.0 for r, c in zip(ratio, corr, strict=True)]
+    if calibrate:  # as the network's fit
+        gain = calibration_gain(ratio, corr)
     coef = ridge_solver(X, Y)(alpha * n_all)
     with torch.no_grad():
         predictor.in_mean.copy_(torch.from_numpy(mean).float())
