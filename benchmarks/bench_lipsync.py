@@ -102,7 +102,8 @@ def run(quick: bool = False, workspace: str | None = None) -> dict:
         "other speakers spread >= 0.7x": all((o["spread_ratio"] or 0) >= 0.7 for o in out["other_speakers"]),
         "heldout sync > 0 and >= half real": (out["heldout"]["sync"] or 0) > 0
         and (out["heldout"]["sync"] or 0) >= 0.5 * (real_sync or 0),
-        "heldout best offset within 2": abs(out["heldout"]["best_offset"] or 99) <= 2,
+        "heldout best offset within 2": out["heldout"]["best_offset"] is not None
+        and abs(out["heldout"]["best_offset"]) <= 2,
         "head PSNR >= 31": (out["head_psnr_over_real_torso"] or 0) >= 31,
         "train < 15 min": t_train is None or t_train < 900,
     }

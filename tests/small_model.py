@@ -18,4 +18,5 @@ SMALL_MODEL = [
     "train.log_every=5",
     "train.preview_every=100000",
     "train.val_frames=1",
+    "train.mouth_render_gain_frames=8",
 ]

@@ -11,8 +11,8 @@ import torch
 
 from radnerf_cli import validate
 from radnerf_cli.data import SubjectData
-from radnerf_cli.engine import losses, sampling
-from radnerf_cli.engine.inference import TalkingHead
+from radnerf_cli.engine import checkpoint, losses, mouth_calibrate, sampling
+from radnerf_cli.engine.inference import TalkingHead, stage_checkpoint
 from radnerf_cli.engine.trainer import Trainer
 from radnerf_cli.errors import ConfigError
 from radnerf_cli.model.config import load_run_config
@@ -109,9 +109,45 @@ def test_mouth_path_trains_resumes_and_renders(tmp_path, dataset):
     tr2 = Trainer(sub, load_run_config("fast", None, over), "cpu", quiet=True)
     tr2.run(["head", "lips"])
     m = (sub.run_dir / "metrics.json").read_text()
-    assert '"mouth_fit"' in m
+    assert '"mouth_fit"' in m and '"mouth_render_gain"' in m
+    # no face for the face mesh in a 32-px synthetic head: nothing measured, the gain left at 1
+    rep = mouth_calibrate.stored(checkpoint.load(stage_checkpoint(sub, "lips"))[1])
+    assert rep["frames"] < 2 and rep["gain"] == 1.0
     th = TalkingHead.from_subject(sub)
     fr = tr2.data.frame(0)
     a = th.render_frame(tr2.data.poses_raw[0], fr["aud"], None)
     assert a.shape == (32, 32, 3)
     assert np.isfinite(a).all()
+
+
+def test_render_gain_rule():
+    real = np.array([0.0, 1.0, 2.0, 3.0, np.nan])
+    assert mouth_calibrate.gain_rule(real * 0.5, real, 3.0)[3:] == pytest.approx((0.5, 2.0))
+    assert mouth_calibrate.gain_rule(real * 0.25, real, 2.0)[4] == 2.0  # clipped to the largest gain
+    assert mouth_calibrate.gain_rule(real * 1.5, real, 2.0)[4] == 1.0  # a wider mouth is never narrowed
+    assert mouth_calibrate.gain_rule(np.full(5, np.nan), real, 2.0) == (0, 0.0, 0.0, 1.0, 1.0)
+    assert mouth_calibrate.spaced(100, 5) == [0, 25, 50, 74, 99] and mouth_calibrate.spaced(3, 5) == [0, 1, 2]
+
+
+def test_render_gain_is_stored_once_and_carried_to_the_torso(tmp_path, dataset, monkeypatch):
+    """A field that opens the mouth half as wide as the person gets its predicted codes' deviation
+    doubled, in the lips checkpoint and every later one; a second run leaves it as it is."""
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(mouth_calibrate, "openings", lambda r, g: (lambda x: (0.5 * x, x))(rng.normal(size=len(g))))
+    sub = _subject(tmp_path, dataset)
+    over = [*SMALL, "model.audio_path=mouth", "train.mouth_fit_steps=20", "train.head_iters=4",
+            "train.lips_iters=2", "train.torso_iters=2", "train.mouth_render_gain_max=3"]
+    Trainer(sub, load_run_config("fast", None, over), "cpu", quiet=True).run(["head", "lips"])
+
+    def gain(stage):
+        t, meta = checkpoint.load(stage_checkpoint(sub, stage))
+        return t[mouth_calibrate.GAIN_KEY].clone(), mouth_calibrate.stored(meta)
+
+    g_head, none = gain("head")
+    g_lips, rep = gain("lips")
+    assert none is None and rep["ratio"] == pytest.approx(0.5) and rep["gain"] == pytest.approx(2.0)
+    assert torch.allclose(g_lips, 2 * g_head)
+    Trainer(sub, load_run_config("fast", None, over), "cpu", quiet=True).run(["head", "lips", "torso"])
+    assert torch.allclose(gain("lips")[0], g_lips)  # not applied twice
+    assert torch.allclose(gain("torso")[0], g_lips)
+    assert '"mouth_render_gain"' in (sub.run_dir / "metrics.json").read_text()

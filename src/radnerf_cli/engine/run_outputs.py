@@ -129,8 +129,8 @@ def write_metrics(run_dir: Path, rep: StageReport, history: dict[str, list[float
     fsutil.write_json(run_dir / "metrics.json", m)
 
 
-def write_mouth_fit(run_dir: Path, report: dict) -> None:
-    """Record the audio -> mouth-code fit in ``metrics.json``."""
+def write_mouth_fit(run_dir: Path, report: dict, key: str = "mouth_fit") -> None:
+    """Record the audio -> mouth-code fit (or, with ``key="mouth_render_gain"``, the render gain) in ``metrics.json``."""
     m = read_metrics(run_dir)
-    m["mouth_fit"] = report
+    m[key] = report
     fsutil.write_json(run_dir / "metrics.json", m)

@@ -164,6 +164,8 @@ class Trainer:
             prev_stages = [s for s in meta["model_meta"]["stages"] if s != stage]
             if step >= iters:
                 self._say(f"[green]{stage}[/green]: already trained ({step}/{iters} steps), skipping")
+                if stage == "lips" and not stage_checkpoint(self.subject, "torso").is_file():
+                    self._render_gain(path)  # stopped between the last step and the measurement
                 return StageReport(stage, step, step, iters, 0.0, 0.0, 0.0, 0.0, math.nan, math.nan, None, str(path), True)
             self._say(f"[bold]{stage}[/bold]: resuming from step {step} ({path})")
         elif stage == "head":
@@ -195,7 +197,10 @@ class Trainer:
         save_config(self.cfg, self.subject.run_dir / "config.yaml")
         if stage != "torso" and cfg.model.audio_path == "mouth":
             self._mouth_setup(fit=stage == "head" and step == 0 and not path.is_file())
-        return self._loop(stage, step, iters, path, max_steps)
+        rep = self._loop(stage, step, iters, path, max_steps)
+        if stage == "lips" and rep.step >= iters:
+            self._render_gain(path)
+        return rep
 
     def _mouth_setup(self, fit: bool) -> None:
         """Tracked mouth codes of the training frames; on a fresh head stage, fit the audio -> code predictor."""
@@ -205,6 +210,29 @@ class Trainer:
         if fit:
             rep = mouth_train.fit(self.model.audio.predictor, self.data, self.codes.cpu(), self.cfg, quiet=self.quiet)
             run_outputs.write_mouth_fit(self.subject.run_dir, rep)
+
+    def _render_gain(self, path: Path) -> None:
+        """After the lips stage: measure how wide the field opens the mouth, store the render gain
+        (:mod:`radnerf_cli.engine.mouth_calibrate`) in the lips checkpoint, once."""
+        from radnerf_cli.engine import mouth_calibrate, mouth_train
+
+        tc = self.cfg.train
+        if not tc.mouth_render_gain or self.cfg.model.audio_path != "mouth" or mouth_calibrate.stored(
+                checkpoint.load(path)[1]):
+            return
+        if tc.mouth_render_gain_drive not in ("predicted", "tracked"):
+            raise ConfigError(f"train.mouth_render_gain_drive must be predicted or tracked, got "
+                              f"{tc.mouth_render_gain_drive!r}")
+        codes = None if tc.mouth_render_gain_drive == "predicted" else mouth_train.tracked_codes(
+            self.data, self.cfg.model.mouth_dim)
+        rep = mouth_calibrate.calibrate_checkpoint(path, self.data, codes, tc.mouth_render_gain_frames,
+                                                   tc.mouth_render_gain_max, self.device)
+        run_outputs.write_mouth_fit(self.subject.run_dir, rep, key="mouth_render_gain")
+        self._say(
+            f"mouth render gain: on {rep['frames']} training frames the field opens the mouth {rep['ratio']:.2f}x "
+            f"as wide as the person (r {rep['opening_corr'] or 0:+.2f}); gain {rep['gain']:.2f} "
+            f"({rep['seconds']:.0f} s)"
+        )
 
     # ------------------------------------------------------------------ loop
     def _loop(self, stage: str, start: int, iters: int, path: Path, max_steps: int | None) -> StageReport:

@@ -94,6 +94,10 @@ class TrainConfig:
     mouth_code_noise: float = 0.05  # std of the noise on tracked mouth codes while training the field (audio_path=mouth)
     mouth_fit_steps: int = 1500  # steps of the net audio -> mouth-code fit, at most 3 per training frame (100 at least)
     mouth_ridge_alpha: float = 0.0  # ridge predictor's regularisation per training frame (0: chosen by cross-validation)
+    mouth_render_gain: bool = False  # after the lips stage, scale the predicted mouth code so the rendered mouth opens as wide as the person's
+    mouth_render_gain_drive: str = "predicted"  # what drives the field while measuring it: predicted (from the audio) or tracked codes
+    mouth_render_gain_frames: int = 160  # training frames rendered to measure it
+    mouth_render_gain_max: float = 2.0  # the largest gain it may set
     lambda_amb: float = 0.1  # weight of the ambient loss outside the face (ramped from 0)
     lambda_entropy: float = 1e-4  # weight of the entropy of the weights sum / torso alpha
     lambda_lpips: float = 0.01  # weight of LPIPS on the mouth patch in the lips stage
@@ -168,7 +172,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # lips, and no per-frame head code (model.ind_dim=0: a free code per frame soaks up mouth
     # appearance the mouth code should carry).
     "full": {"model": {"audio_path": "mouth", "mouth_predictor": "ridge", "ind_dim": 0},
-             "train": {"mouth_rays": 0.4, "mouth_rect": "lips"}},
+             "train": {"mouth_rays": 0.4, "mouth_rect": "lips", "mouth_render_gain": True}},
     # A laptop-CPU budget: images downscaled 2x, 1024 rays per step (more, smaller steps: the mouth
     # learns per step, not per ray), 2^14-entry tables (Adam touches 4x fewer parameters per step), a
     # 64^3 occupancy grid (an update evaluates 262k points instead of 2.1M), 13000 + 1500 + 3000
@@ -184,6 +188,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "num_rays": 1024,
             "mouth_rays": 0.4,
             "mouth_rect": "lips",
+            "mouth_render_gain": True,
             "head_iters": 13000,
             "lips_iters": 1500,
             "torso_iters": 3000,
