@@ -90,6 +90,10 @@ def test_mouth_rays_in_the_lips_square(dataset):
     assert b.n == 4000 and lips.float().mean() >= 0.4  # the drawn share, plus what uniform rays add
     with pytest.raises(ConfigError, match="train.mouth_rect"):
         validate.run_config(load_run_config("fast", None, ["train.mouth_rect=chin"]))
+    with pytest.raises(ConfigError, match="train.mouth_render_gain_drive"):  # refused before any training
+        validate.run_config(load_run_config("fast", None, ["train.mouth_render_gain_drive=audio"]))
+    with pytest.raises(ConfigError, match="train.mouth_render_gain_max"):
+        validate.run_config(load_run_config("fast", None, ["train.mouth_render_gain_max=0.5"]))
 
 
 def test_training_predictions_are_clamped():

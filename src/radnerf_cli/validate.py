@@ -116,6 +116,8 @@ RUN_CONFIG_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "model.mouth_dim": (1, None, False),
     "model.mouth_dropout": (0, 1, False),
     "train.mouth_ridge_alpha": (0, None, False),
+    "train.mouth_render_gain_frames": (2, None, False),
+    "train.mouth_render_gain_max": (1, None, False),
 }
 
 
@@ -146,7 +148,8 @@ def run_config(cfg: Any) -> None:
         raise ConfigError(f"data.offset {offset}: must be 3 finite numbers")
     choices = {"model.audio_path": ("direct", "mouth"), "model.mouth_predictor": ("net", "ridge"),
                "train.lips_schedule": ("continue", "restart"),
-               "train.mouth_rect": ("face", "lips")}
+               "train.mouth_rect": ("face", "lips"),
+               "train.mouth_render_gain_drive": ("predicted", "tracked")}
     for key, allowed in choices.items():
         value = _get(cfg, key)
         if value not in allowed:

@@ -220,9 +220,6 @@ class Trainer:
         if not tc.mouth_render_gain or self.cfg.model.audio_path != "mouth" or mouth_calibrate.stored(
                 checkpoint.load(path)[1]):
             return
-        if tc.mouth_render_gain_drive not in ("predicted", "tracked"):
-            raise ConfigError(f"train.mouth_render_gain_drive must be predicted or tracked, got "
-                              f"{tc.mouth_render_gain_drive!r}")
         codes = None if tc.mouth_render_gain_drive == "predicted" else mouth_train.tracked_codes(
             self.data, self.cfg.model.mouth_dim)
         rep = mouth_calibrate.calibrate_checkpoint(path, self.data, codes, tc.mouth_render_gain_frames,
