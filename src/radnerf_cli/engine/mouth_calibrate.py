@@ -7,9 +7,8 @@ After the lips stage the training frames tell by how much, without the validatio
     frames    ``frames`` training frames evenly spaced over the clip, each rendered whole at its own
               pose (the head over the real torso: a face mesh given a rendered mouth inside the
               real face leans on the real context and sees almost no difference), driven by
-              ``drive``: the codes predicted from its
-              audio (``predicted``, what `render` does) or the codes tracked from it (``tracked``:
-              the field alone)
+              ``drive``: the codes predicted from its audio (``predicted``, what `render` does) or
+              the codes tracked from it (``tracked``: the field alone)
     ratio     spread (std over the frames) of the rendered mouth opening over the real frames'
               spread, both from the face mesh (:mod:`radnerf_cli.metrics.lipsync`)
     gain      1 / ratio, clipped to [1, ``max_gain``]: the predicted code's deviation from the mean
@@ -65,7 +64,7 @@ def measure(head, data, codes: np.ndarray | None, frames: int, max_gain: float) 
     bg = np.asarray(head.background, dtype=np.uint8)
     rendered, real = [], []
     for i in spaced(len(data), frames):
-        head.reset()  # frames are far apart: no smoothing across them
+        head.reset()  # frames are far apart: each one's own code, no smoothing across them
         aud = audio_window(data.auds, int(data.aud_ids[i]))
         eye = None if data.eye is None else float(data.eye[i])
         layers = head.render_layers(data.poses_raw[i], aud, eye, mouth_code=None if codes is None else codes[i])
@@ -106,19 +105,21 @@ def gain_rule(o_render: np.ndarray, o_real: np.ndarray, max_gain: float) -> tupl
 
 
 def calibrate_checkpoint(path: Path, data, codes: Tensor | None, frames: int, max_gain: float,
-                         device=None) -> dict[str, Any]:
+                         device=None) -> dict[str, Any] | None:
     """Measure the render gain of the checkpoint at ``path`` (a lips or head stage) and store it there.
 
     The predictor's gain is multiplied by the measured factor, the checkpoint rewritten atomically, and
-    the report (also kept in its metadata under ``mouth_render_gain``) returned as a dict.
+    the report (also kept in its metadata under ``mouth_render_gain``) returned as a dict; None, and
+    nothing done, when the checkpoint already holds one (a gain is never applied twice).
     """
     from radnerf_cli.engine import checkpoint
     from radnerf_cli.engine.inference import TalkingHead, inference_state
 
     tensors, meta = checkpoint.load(path)
+    if stored(meta) is not None:
+        return None
     head = TalkingHead.checked(inference_state(tensors), checkpoint.prefixed(tensors, "data"), meta["model_meta"],
                                device=device, source=path)
-    head.cfg.infer.smooth_audio = 0.0  # one frame at a time, as measured
     rep = measure(head, data, None if codes is None else codes.cpu().numpy(), frames, max_gain)
     tensors[GAIN_KEY] = tensors[GAIN_KEY].float() * rep.gain
     out = asdict(rep)

@@ -129,8 +129,9 @@ def write_metrics(run_dir: Path, rep: StageReport, history: dict[str, list[float
     fsutil.write_json(run_dir / "metrics.json", m)
 
 
-def write_mouth_fit(run_dir: Path, report: dict, key: str = "mouth_fit") -> None:
-    """Record the audio -> mouth-code fit (or, with ``key="mouth_render_gain"``, the render gain) in ``metrics.json``."""
+def write_metrics_entry(run_dir: Path, key: str, report: dict) -> None:
+    """Record one report of the run in ``metrics.json`` under ``key`` (``mouth_fit``: the audio ->
+    mouth-code fit; ``mouth_render_gain``: the render gain)."""
     m = read_metrics(run_dir)
     m[key] = report
     fsutil.write_json(run_dir / "metrics.json", m)

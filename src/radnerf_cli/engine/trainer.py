@@ -209,7 +209,7 @@ class Trainer:
         self.codes = mouth_train.tracked_codes(self.data, self.cfg.model.mouth_dim).to(self.device)
         if fit:
             rep = mouth_train.fit(self.model.audio.predictor, self.data, self.codes.cpu(), self.cfg, quiet=self.quiet)
-            run_outputs.write_mouth_fit(self.subject.run_dir, rep)
+            run_outputs.write_metrics_entry(self.subject.run_dir, "mouth_fit", rep)
 
     def _render_gain(self, path: Path) -> None:
         """After the lips stage: measure how wide the field opens the mouth, store the render gain
@@ -217,14 +217,15 @@ class Trainer:
         from radnerf_cli.engine import mouth_calibrate, mouth_train
 
         tc = self.cfg.train
-        if not tc.mouth_render_gain or self.cfg.model.audio_path != "mouth" or mouth_calibrate.stored(
-                checkpoint.load(path)[1]):
+        if not tc.mouth_render_gain or self.cfg.model.audio_path != "mouth":
             return
         codes = None if tc.mouth_render_gain_drive == "predicted" else mouth_train.tracked_codes(
             self.data, self.cfg.model.mouth_dim)
         rep = mouth_calibrate.calibrate_checkpoint(path, self.data, codes, tc.mouth_render_gain_frames,
                                                    tc.mouth_render_gain_max, self.device)
-        run_outputs.write_mouth_fit(self.subject.run_dir, rep, key="mouth_render_gain")
+        if rep is None:  # measured before
+            return
+        run_outputs.write_metrics_entry(self.subject.run_dir, "mouth_render_gain", rep)
         self._say(
             f"mouth render gain: on {rep['frames']} training frames the field opens the mouth {rep['ratio']:.2f}x "
             f"as wide as the person (r {rep['opening_corr'] or 0:+.2f}); gain {rep['gain']:.2f} "
