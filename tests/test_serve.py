@@ -215,3 +215,24 @@ def test_live_socket_sends_frames_and_survives_a_page_leaving_mid_stream(client)
     with client.websocket_connect("/ws/live?model=nobody") as ws:
         msg = ws.receive_json()
         assert msg["type"] == "error" and "nobody" in msg["message"]
+
+
+def test_live_session_post_after_the_connection_closed_is_dropped():
+    """The render thread may finish after the page's event loop has closed: its last posts are dropped
+    quietly instead of raising in the thread."""
+    import asyncio
+
+    from radnerf_cli.web.live_ws import LiveSession
+
+    loop = asyncio.new_event_loop()
+    session = LiveSession(None, None, None, loop)
+    loop.close()
+    session._post(None)  # no RuntimeError
+    open_loop = asyncio.new_event_loop()
+    try:
+        live = LiveSession(None, None, None, open_loop)
+        live._post(("json", {}))
+        open_loop.run_until_complete(asyncio.sleep(0))
+        assert live.outbox.qsize() == 1
+    finally:
+        open_loop.close()

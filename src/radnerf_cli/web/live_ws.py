@@ -85,7 +85,11 @@ class LiveSession:
                 self.outbox.get_nowait()
             self.outbox.put_nowait(item)
 
-        self.loop.call_soon_threadsafe(put)
+        try:
+            self.loop.call_soon_threadsafe(put)
+        except RuntimeError:  # the connection's event loop has closed: nobody is left to send it to
+            if not self.loop.is_closed():
+                raise
 
     def _render(self) -> None:
         try:
