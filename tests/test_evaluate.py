@@ -42,6 +42,7 @@ class GroundTruthHead:
         self.feature_kind, self.feature_dim = self.data.feature_kind, self.data.feature_dim
         self.H, self.W = self.data.H, self.data.W
         self.pose_track, self.eye_track = self.data.poses_raw, self.data.eye.numpy()
+        self.body_track = None  # a torso on the head pose alone
         self.background = cv2.cvtColor(cv2.imread(str(root / "bc.jpg")), cv2.COLOR_BGR2RGB)
         self.torso_trained = torso
         self.resets, self.calls = 0, []
@@ -49,7 +50,7 @@ class GroundTruthHead:
     def reset(self):
         self.resets += 1
 
-    def render_layers(self, pose, aud, eye, pixels=None, torso=False):
+    def render_layers(self, pose, aud, eye, pixels=None, torso=False, body=None):
         """An opaque 'head' covering the frame: the ground truth (+ offset), or the background when blank;
         a transparent one (weights 0) when ``transparent``; a torso layer of zero opacity."""
         k = int(np.argmin(np.abs(self.data.poses_raw - pose[None]).reshape(len(self.data), -1).sum(1)))

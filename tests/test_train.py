@@ -103,6 +103,45 @@ def test_torso_stage_runs_and_improves(tmp_path, dataset):
     assert th.torso_trained and th.stages == ["head", "lips", "torso"]
 
 
+def test_torso_on_the_body_pose_trains_renders_and_exports(tmp_path, dataset):
+    """model.torso_body: the checkpoint carries the training frames' body track, render follows it,
+    a pose off the track takes the nearest entry's, and a bundle keeps it."""
+    from radnerf_cli.engine.export import load_bundle, save_bundle
+
+    sub = _subject(tmp_path, dataset)
+    tr = Trainer(sub, _cfg("train.head_iters=10", "train.lips_iters=4", "train.torso_iters=120",
+                           "model.torso_body=true"), "cpu", quiet=True)
+    tr.run(["head", "lips", "torso"])
+    tensors, _ = checkpoint.load(sub.checkpoint_dir / "torso.safetensors")
+    body = tensors["data/body_track"]
+    assert body.shape == (len(tr.data), 18) and torch.allclose(body, tr.data.body_pose())
+    th = TalkingHead.from_subject(sub)
+    assert th.body_track is not None and th.model.torso.body_dim == 18
+    aud = torch.zeros(8, 16, th.feature_dim)
+    pose = th.pose_track[3]
+    own = th.render_layers(pose, aud, None, torso=True, body=th.body_track[3])
+    th.reset()
+    nearest = th.render_layers(pose, aud, None, torso=True)  # pose 3 is its own nearest entry
+    from radnerf_cli.data import nerf_matrix_to_ngp
+
+    assert th.nearest_track_entry(torch.as_tensor(nerf_matrix_to_ngp(pose, th.scale, th.offset))) == 3
+    assert np.allclose(own["torso_alpha"], nearest["torso_alpha"])
+    far = np.abs(th.body_track - th.body_track[3]).sum(1).argmax()
+    th.reset()
+    other = th.render_layers(pose, aud, None, torso=True, body=th.body_track[far])
+    assert not np.allclose(own["torso_alpha"], other["torso_alpha"], atol=1e-4)
+    bundle = save_bundle(th, tmp_path / "b.radnerf")
+    back = load_bundle(bundle, device="cpu")
+    assert np.array_equal(back.body_track, th.body_track)
+    # a body-conditioned torso without its track is refused with one line
+    del tensors["data/body_track"]
+    from radnerf_cli.engine.inference import inference_state
+
+    with pytest.raises(WorkspaceError, match="no body track"):
+        TalkingHead.checked(inference_state(tensors), checkpoint.prefixed(tensors, "data"),
+                            checkpoint.load(sub.checkpoint_dir / "torso.safetensors")[1]["model_meta"])
+
+
 def test_resume_is_exact(tmp_path, dataset):
     """N + N steps with a restart give the same weights as 2N steps in one go."""
     cfg = _cfg("train.head_iters=40")

@@ -312,6 +312,7 @@ class SubjectData:
             )
         self._images: np.ndarray | None = None  # [N, H, W, 3] uint8
         self._torso: np.ndarray | None = None  # [N, H, W, 4] uint8
+        self._body: Tensor | None = None  # [N, BODY_DIM], see body_pose()
         self._masks: np.ndarray | None = None  # [N, ceil(H*W/8)] packed bits
         if self.preloaded:
             self._preload(show_progress)
@@ -392,6 +393,25 @@ class SubjectData:
         if self.preloaded:
             return self._images[i]
         return _fit(_read_image(self.image_paths[i], 3), self.image_paths[i], self.H, self.W, self.downscale)
+
+    def body_pose(self) -> Tensor | None:
+        """[N, BODY_DIM] body pose of every frame (:mod:`radnerf_cli.data.body_pose`), None without torso layers.
+
+        Measured against the torso layer of the first training frame, so that both splits agree.
+        Computed once per dataset object."""
+        if not self.torso_paths:
+            return None
+        if self._body is None:
+            from radnerf_cli.data.body_pose import body_track
+
+            _, frames, _ = _load_transforms(self.root, "train")
+            ref_path = self.root / "torso_imgs" / f"{int(frames[0]['img_id'])}.png"
+            if not ref_path.is_file():
+                raise WorkspaceError(f"{ref_path}: not found (the body pose is measured against this torso layer)",
+                                     hint="re-run preprocess")
+            ref = _fit(_read_image(ref_path, 4), ref_path, self.H, self.W, self.downscale)
+            self._body = torch.from_numpy(body_track((self.torso_uint8(i) for i in range(len(self))), ref))
+        return self._body
 
     def torso_uint8(self, i: int) -> np.ndarray | None:
         """Torso layer of frame ``i`` as uint8 RGBA [H, W, 4], or None when the dataset has none."""

@@ -4,7 +4,8 @@ One render per frame gives the model's layers (head premultiplied by its opacity
 the synthesized torso); each protocol composes them its own way and is scored against its own truth:
 
     whole     the whole synthesized frame: head over the synthesized torso over the background,
-              against ``gt_imgs`` at the model's size (RAD-NeRF's protocol; needs a trained torso)
+              against ``gt_imgs`` at the model's size (RAD-NeRF's protocol; needs a trained torso;
+              a torso on the body pose gets the frame's body pose, as the head gets its head pose)
     head      the head over the real torso (``torso_imgs`` over the background), against ``gt_imgs``
               (RAD-NeRF's head-stage protocol)
     portrait  the face pasted into the real frame (portrait mode), against the real frame at the

@@ -227,13 +227,16 @@ def evaluate(
                     videos[key], w + w % 2, h + h % 2, fps=FPS,
                     audio=wav if wav.is_file() else None, audio_start=first / FPS, audio_duration=n / FPS,
                 )
+        # the torso gets each held-out frame's body pose, as the head gets its head pose
+        bodies = data.body_pose() if torso_trained and head.body_track is not None else None
         with progress("frames", extra="PSNR {task.fields[psnr]}") as bar:
             task = bar.add_task(f"evaluating {split}", total=n, psnr="-")
             for i in range(n):
                 gt = data.image_uint8(i)
                 eye = None if data.eye is None else float(data.eye[i])
                 aud = audio_window(data.auds, int(data.aud_ids[i]))
-                layers = head.render_layers(data.poses_raw[i], aud, eye, torso=torso_trained)
+                layers = head.render_layers(data.poses_raw[i], aud, eye, torso=torso_trained,
+                                            body=None if bodies is None else bodies[i].numpy())
                 rec: dict[str, Any] = {"index": i, "img_id": data.frame_ids[i]}
                 real_torso = ep.real_torso_background(data.torso_uint8(i), bg_u8)
                 frames = {"head": ep.head_frame(layers, real_torso, data.H, data.W)}
@@ -302,7 +305,9 @@ def evaluate(
         "lmd_missed": lmd_missed if tracker is not None else None,
         "protocols": protocols,
         "notes": {
-            "whole": None if torso_trained else "no trained torso: the whole frame is not synthesized",
+            "whole": (("the torso is given each frame's body pose (model.torso_body), as the head its head pose"
+                       if bodies is not None else None)
+                      if torso_trained else "no trained torso: the whole frame is not synthesized"),
             "portrait": portrait_note,
         },
         "seconds": seconds,

@@ -70,6 +70,9 @@ class TalkingHead:
         self.background: np.ndarray = data["background"].cpu().numpy().astype(np.uint8)
         self.pose_track: np.ndarray = data["pose_track"].cpu().numpy().astype(np.float32)
         self.eye_track: np.ndarray | None = data["eye_track"].cpu().numpy() if "eye_track" in data else None
+        # the body pose of each pose-track entry, for a torso conditioned on it (model.torso_body)
+        self.body_track: np.ndarray | None = (data["body_track"].cpu().numpy().astype(np.float32)
+                                              if "body_track" in data else None)
         torch.manual_seed(0)
         self.model = TalkingHeadModel(cfg.model, cfg.render, self.feature_dim).to(self.device)
         missing, unexpected = self.model.load_state_dict(state, strict=False)
@@ -84,6 +87,10 @@ class TalkingHead:
         self._bg_default = torch.from_numpy(self.background).to(self.device).float().view(-1, 3) / 255
         self._enc_a: Tensor | None = None
         self.fp16 = bool(cfg.infer.fp16) and self.device.type == "cuda"
+        if self.torso_trained and self.model.torso.body_dim and (
+                self.body_track is None or len(self.body_track) != len(self.pose_track)):
+            raise WorkspaceError("the torso is conditioned on the body pose but the model file has no body track "
+                                 "for its pose track", hint="train the torso stage again")
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -140,7 +147,32 @@ class TalkingHead:
         tensors["data/pose_track"] = torch.from_numpy(self.pose_track.copy())
         if self.eye_track is not None:
             tensors["data/eye_track"] = torch.from_numpy(np.asarray(self.eye_track, dtype=np.float32).copy())
+        if self.body_track is not None:
+            tensors["data/body_track"] = torch.from_numpy(self.body_track.copy())
         return tensors, dict(self.meta)
+
+    def _torso_condition(self, p: Tensor, body: np.ndarray | None) -> Tensor:
+        """The torso field's input for the model-space pose ``p`` [4, 4]; ``body``: the frame's body pose.
+
+        Without ``body`` (a pose that is not an entry of the track, as from ``--pose``) a torso that
+        uses the body pose takes the body pose of the track entry whose head pose is nearest."""
+        torso = self.model.torso
+        b = None
+        if torso.body_dim:
+            if body is None:
+                body = self.body_track[self.nearest_track_entry(p)]
+            b = torch.as_tensor(np.asarray(body, dtype=np.float32), device=self.device).view(1, -1)
+        return torso.condition(p[None], b)
+
+    def nearest_track_entry(self, p: Tensor) -> int:
+        """Index of the pose-track entry nearest to the model-space pose ``p`` (rotation and position)."""
+        from radnerf_cli.data import nerf_matrix_to_ngp
+
+        if not hasattr(self, "_track_ngp"):
+            self._track_ngp = torch.from_numpy(nerf_matrix_to_ngp(self.pose_track, self.scale, self.offset))
+        t = self._track_ngp.to(p.device)
+        d = ((t[:, :3, :3] - p[:3, :3]) ** 2).sum((1, 2)) + ((t[:, :3, 3] - p[:3, 3]) ** 2).sum(1)
+        return int(d.argmin())
 
     # ------------------------------------------------------------ rendering
     def reset(self) -> None:
@@ -195,10 +227,10 @@ class TalkingHead:
         bg: np.ndarray | None = None,  # [H, W, 3] uint8 (None: the subject's background)
         torso: bool = True,
         depth: bool = False,
+        body: np.ndarray | None = None,  # [BODY_DIM] the frame's body pose (None: the nearest track entry's)
     ) -> np.ndarray:  # [H, W, 3] uint8 (or [H, W] float depth in [0, 1] when depth=True)
         """One frame; the audio code is smoothed (0.35 old / 0.65 new) across successive calls."""
         from radnerf_cli.data import get_rays
-        from radnerf_cli.model.torso import pose_to_euler_trans
 
         dev = self.device
         p, enc_a, eye_t = self._inputs(pose, aud, eye)
@@ -209,7 +241,7 @@ class TalkingHead:
             if bg.shape[:2] != (self.H, self.W):
                 raise ValueError(f"bg must be [{self.H}, {self.W}, 3], got {list(bg.shape)}")
             bgt = torch.from_numpy(np.ascontiguousarray(bg)).to(dev).float().view(-1, 3) / 255
-        pose6 = pose_to_euler_trans(p[None]) if (torso and self.torso_trained) else None
+        pose6 = self._torso_condition(p, body) if (torso and self.torso_trained) else None
         out = self.renderer.frame(
             rays["rays_o"][0].contiguous(), rays["rays_d"][0].contiguous(), self._coords, bgt,
             enc_a, eye_t, pose6, fp16=self.fp16,
@@ -227,6 +259,7 @@ class TalkingHead:
         pixels: np.ndarray | None = None,  # [n] row-major pixel indices to render (None: every pixel)
         torso: bool = False,
         mouth_code: np.ndarray | None = None,  # [k] drive the mouth with this code, not the audio's
+        body: np.ndarray | None = None,  # [BODY_DIM] the frame's body pose, as in :meth:`render_frame`
     ) -> dict[str, np.ndarray]:
         """The layers of one frame, unblended, for the given pixels only (float32 in [0, 1]).
 
@@ -234,18 +267,18 @@ class TalkingHead:
         and the torso is trained, torso_rgb [n, 3] and torso_alpha [n]. The audio code is smoothed
         across calls exactly as in :meth:`render_frame`. ``mouth_code``: see :meth:`_inputs`.
         """
-        return self.pixel_renderer(pose, aud, eye, torso, mouth_code)(pixels)
+        return self.pixel_renderer(pose, aud, eye, torso, mouth_code, body)(pixels)
 
     def pixel_renderer(
         self, pose: np.ndarray, aud: Tensor, eye: float | None, torso: bool = False,
-        mouth_code: np.ndarray | None = None,
+        mouth_code: np.ndarray | None = None, body: np.ndarray | None = None,
     ) -> Callable[[np.ndarray | None], dict[str, np.ndarray]]:
         """:meth:`render_layers` of one frame as a function of the pixels, so that one frame can be
         rendered in several passes: the audio code is smoothed once, here, not once per pass."""
         from radnerf_cli.data import get_rays
-        from radnerf_cli.model.torso import pose_to_euler_trans
 
         p, enc_a, eye_t = self._inputs(pose, aud, eye, mouth_code)
+        cond = self._torso_condition(p, body) if (torso and self.torso_trained) else None
         rays = get_rays(p[None], self.intrinsics, self.H, self.W)
         ro_all, rd_all = rays["rays_o"][0], rays["rays_d"][0]
         m = self.model
@@ -260,7 +293,7 @@ class TalkingHead:
                                            fp16=self.fp16)
             out = {"head": res["image"].float().cpu().numpy(), "weights": res["weights_sum"].float().cpu().numpy()}
             if torso and self.torso_trained:
-                alpha, rgb = self.renderer.torso(coords.contiguous(), pose_to_euler_trans(p[None]),
+                alpha, rgb = self.renderer.torso(coords.contiguous(), cond,
                                                  m.torso_code(None), use_grid=True, fp16=self.fp16)
                 out["torso_rgb"] = rgb.float().cpu().numpy()
                 out["torso_alpha"] = alpha.float().view(-1).cpu().numpy()

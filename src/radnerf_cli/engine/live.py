@@ -43,7 +43,8 @@ class RenderLevel(Protocol):
 
     name: str
 
-    def render(self, pose: np.ndarray, aud, eye: float | None) -> np.ndarray:  # [H, W, 3] uint8
+    def render(self, pose: np.ndarray, aud, eye: float | None, body: np.ndarray | None = None
+               ) -> np.ndarray:  # [H, W, 3] uint8; body: the track entry's body pose (None: nearest)
         ...
 
     def reset(self) -> None:  # the next frame starts a new run of this level (no audio-code smoothing from before)
@@ -79,8 +80,8 @@ class ScaledLevel:
         self.head = _TH.from_state(tensors, meta, device=head.device)
         self.bg = np.array(Image.fromarray(bg).resize((w, h), Image.BILINEAR))
 
-    def render(self, pose: np.ndarray, aud, eye: float | None) -> np.ndarray:
-        img = self.head.render_frame(pose, aud, eye, bg=self.bg, torso=self.torso)
+    def render(self, pose: np.ndarray, aud, eye: float | None, body: np.ndarray | None = None) -> np.ndarray:
+        img = self.head.render_frame(pose, aud, eye, bg=self.bg, torso=self.torso, body=body)
         if img.shape[:2] == self.full:
             return img
         from PIL import Image
@@ -141,6 +142,7 @@ class LiveEngine:
 
     def __init__(self, head: TalkingHead, opts: LiveOptions | None = None, clock=time.perf_counter):
         from radnerf_cli.audio.streaming import WHISPER_LOOKAHEAD
+        from radnerf_cli.data.body_pose import smooth_track
         from radnerf_cli.engine.render_video import parse_background
 
         self.head = head
@@ -158,6 +160,7 @@ class LiveEngine:
         self.by_name = {lv.name: lv for lv in self.levels}
         self.scheduler = FrameScheduler([lv.name for lv in self.levels], period=1 / FPS, realtime=opts.realtime)
         self.track = smooth_poses(np.asarray(head.pose_track, np.float32), opts.pose_smooth)
+        self.bodies = None if head.body_track is None else smooth_track(head.body_track, opts.pose_smooth)
         self.eyes = (None if opts.fix_eye is not None or head.eye_track is None
                      else np.asarray(head.eye_track, np.float32))
         self._in: queue.Queue = queue.Queue()
@@ -275,7 +278,8 @@ class LiveEngine:
                 k = ping_pong(job.index, len(self.track))
                 eye = (float(self.opts.fix_eye) if self.opts.fix_eye is not None
                        else float(self.eyes[ping_pong(job.index, len(self.eyes))]) if self.eyes is not None else None)
-                image = lv.render(self.track[k], torch.from_numpy(job.aud), eye)
+                image = lv.render(self.track[k], torch.from_numpy(job.aud), eye,
+                                  body=None if self.bodies is None else self.bodies[k])
                 self._last_image = image
             left = self.clock()
             self.scheduler.record(level, left - now)

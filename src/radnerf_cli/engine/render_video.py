@@ -353,8 +353,14 @@ def render_video(
         if len(portrait.lms) != len(track):
             raise InputError(f"the portrait frames cover {len(portrait.lms)} poses but the pose track has {len(track)}")
         out_w, out_h = portrait.width + portrait.width % 2, portrait.height + portrait.height % 2
-    else:
+    # the body pose goes with the track entry (a --pose track has none: the nearest entry's is used)
+    bodies = head.body_track if poses is None else None
+    if not opts.portrait:
         track = smooth_poses(track, opts.pose_smooth)
+        if bodies is not None:
+            from radnerf_cli.data.body_pose import smooth_track
+
+            bodies = smooth_track(bodies, opts.pose_smooth)
     eyes = None if opts.fix_eye is not None or head.eye_track is None else np.asarray(head.eye_track, dtype=np.float32)
     bg = parse_background(opts.background, head)
     feats = torch.from_numpy(np.ascontiguousarray(audio.features))  # [N, 16, C]
@@ -393,7 +399,8 @@ def render_video(
                                 head_render_fn(head, track[k], aud, eye))
                     frame, rays = pad_even(res["image"]), rays + res["rays"]
                 else:
-                    frame = head.render_frame(track[k], aud, eye, bg=bg, torso=opts.torso)
+                    frame = head.render_frame(track[k], aud, eye, bg=bg, torso=opts.torso,
+                                              body=None if bodies is None else bodies[k])
                     rays += head.H * head.W
                 if writer is not None:
                     writer.write(frame)

@@ -49,7 +49,6 @@ def render_eval(model, renderer, ema: WeightEMA, coords, data, i: int, stage: st
     model's torso layer.
     """
     from radnerf_cli.data import get_rays
-    from radnerf_cli.model.torso import pose_to_euler_trans
 
     fr, dev = data.frame(i), device
     pose = fr["pose"][None].to(dev)
@@ -57,7 +56,8 @@ def render_eval(model, renderer, ema: WeightEMA, coords, data, i: int, stage: st
     pose6 = None
     if stage == "torso":
         bg = fr["bg"].view(-1, 3)
-        pose6 = pose_to_euler_trans(pose)
+        body = data.body_pose()[i : i + 1] if model.torso.body_dim else None
+        pose6 = model.torso.condition(pose, body)
     else:
         bg = background(fr)
     eye = fr["eye"].view(1, 1).to(dev) if fr["eye"] is not None else None

@@ -190,9 +190,13 @@ class Trainer:
                 state = {k: v for k, v in inference_state(tensors).items() if not _is_torso(k)}
                 state.update({k: v for k, v in own.items() if _is_torso(k)})
                 self._load_model_state(state, ppath)
+                if self.model.torso.body_dim:
+                    self.model.torso.fit_body(data.body_pose())
                 self.ema = WeightEMA(self.named, tc.ema_decay)
             self._say(f"[bold]{stage}[/bold]: starting from the {prev} checkpoint ({ppath})")
         self.stages_done = [s for s in prev_stages if s != stage] + [stage]
+        if stage == "torso" and self.model.torso.body_dim:
+            self.body = data.body_pose().to(self.device)  # [N, BODY_DIM]
         # only once the checkpoints fit these settings: a refused resume leaves the run's config as it was
         save_config(self.cfg, self.subject.run_dir / "config.yaml")
         if stage != "torso" and cfg.model.audio_path == "mouth":
@@ -347,16 +351,18 @@ class Trainer:
         return loss, mse.detach(), b.n, int(out["num_samples"])
 
     def _torso_loss(self) -> tuple[Tensor, Tensor, int, int]:
-        from radnerf_cli.model.torso import pose_to_euler_trans
-
         tc, dev = self.cfg.train, self.device
         b = sampling.torso_batch(self.data, self.gen, tc.torso_rays or tc.num_rays, dev, tc.torso_focus)
-        pose6 = pose_to_euler_trans(b.frame["pose"][None].to(dev))
+        cond = self.model.torso.condition(b.frame["pose"][None].to(dev), self._body(b.index))
         alpha, rgb = self.renderer.torso(
-            self.coords[b.inds].to(dev), pose6, self.model.torso_code(b.index), use_grid=True, fp16=self.fp16
+            self.coords[b.inds].to(dev), cond, self.model.torso_code(b.index), use_grid=True, fp16=self.fp16
         )
         loss, mse = losses.torso_loss(tc, alpha, rgb, b.bg, b.target)
         return loss, mse.detach(), int(b.inds.shape[0]), 0
+
+    def _body(self, i: int) -> Tensor | None:
+        """[1, BODY_DIM] body pose of training frame ``i`` (None when the torso does not use it)."""
+        return self.body[i : i + 1] if self.model.torso.body_dim else None
 
     def _lpips(self):
         if not hasattr(self, "_lpips_fn"):
@@ -387,15 +393,13 @@ class Trainer:
 
     @torch.no_grad()
     def _update_torso_grid(self) -> None:
-        from radnerf_cli.model.torso import pose_to_euler_trans
-
         r = sampling.random_frame(self.data, self.gen)
-        pose6 = pose_to_euler_trans(self.data.poses[r : r + 1].to(self.device))
+        cond = self.model.torso.condition(self.data.poses[r : r + 1].to(self.device), self._body(r))
         code = self.model.torso_code(r)
 
         def alpha(xy: Tensor) -> Tensor:
             with self._autocast():
-                return self.model.torso(xy.to(self.device), pose6, code)[0]
+                return self.model.torso(xy.to(self.device), cond, code)[0]
 
         self.model.torso_occupancy.update(alpha, self.gen, self.cfg.train.grid_decay)
 
@@ -430,6 +434,8 @@ class Trainer:
         tensors["data/pose_track"] = torch.from_numpy(np.asarray(d.poses_raw, dtype=np.float32))
         if d.eye is not None:
             tensors["data/eye_track"] = d.eye.float()
+        if stage == "torso" and self.model.torso.body_dim:
+            tensors["data/body_track"] = self.body.float().cpu()
         meta = {
             "stage": stage,
             "step": step,

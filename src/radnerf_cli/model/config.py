@@ -46,6 +46,8 @@ class ModelConfig:
     torso_log2_hashmap_size: int | None = None  # log2 table entries per level of the torso grid (None: log2_hashmap_size)
     torso_hidden_dim: int = 32  # width of the torso colour MLP
     torso_deform_dim: int = 64  # width of the torso deformation MLP
+    torso_body: bool = False  # also condition the torso on the body pose (shoulders, shift) of each frame
+    torso_body_freqs: int = 0  # frequencies of the body pose's encoding (0: the standardised values as they are)
 
 
 @dataclass
@@ -175,13 +177,14 @@ PRESETS: dict[str, dict[str, Any]] = {
              "train": {"mouth_rays": 0.4, "mouth_rect": "lips", "mouth_render_gain": True}},
     # A laptop-CPU budget: images downscaled 2x, 1024 rays per step (more, smaller steps: the mouth
     # learns per step, not per ray), 2^14-entry tables (Adam touches 4x fewer parameters per step), a
-    # 64^3 occupancy grid (an update evaluates 262k points instead of 2.1M), 13000 + 1500 + 3000
+    # 64^3 occupancy grid (an update evaluates 262k points instead of 2.1M), 13000 + 1500 + 6000
     # iterations, LPIPS on the mouth patch weighted 0.3 (0.01 leaves the lips stage's mouth half
-    # shut); fine detail (teeth, hair) needs the full preset.
+    # shut), a torso on the body pose too, 512 pixels a step (more, smaller steps: measured);
+    # fine detail (teeth, hair) needs the full preset.
     # Its measured speed and quality are in the README ("Measured speed and quality").
     "fast": {
         "model": {"log2_hashmap_size": 14, "desired_resolution": 1024, "torso_resolution": 512, "audio_path": "mouth",
-                  "mouth_predictor": "ridge", "ind_dim": 0},
+                  "mouth_predictor": "ridge", "ind_dim": 0, "torso_body": True},
         "render": {"grid_size": 64},
         "train": {
             "downscale": 2,
@@ -191,8 +194,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             "mouth_render_gain": True,
             "head_iters": 13000,
             "lips_iters": 1500,
-            "torso_iters": 3000,
-            "torso_rays": 2048,
+            "torso_iters": 6000,
+            "torso_rays": 512,
             "lambda_lpips": 0.3,
             "ckpt_every": 250,
             "preview_every": 500,
