@@ -86,6 +86,7 @@ class TalkingHead:
         self._coords = pixel_coords(self.H, self.W, self.device)
         self._bg_default = torch.from_numpy(self.background).to(self.device).float().view(-1, 3) / 255
         self._enc_a: Tensor | None = None
+        self._track_ngp: Tensor | None = None  # the pose track in model space, for nearest_track_entry
         self.fp16 = bool(cfg.infer.fp16) and self.device.type == "cuda"
         if self.torso_trained and self.model.torso.body_dim and (
                 self.body_track is None or len(self.body_track) != len(self.pose_track)):
@@ -168,7 +169,7 @@ class TalkingHead:
         """Index of the pose-track entry nearest to the model-space pose ``p`` (rotation and position)."""
         from radnerf_cli.data import nerf_matrix_to_ngp
 
-        if not hasattr(self, "_track_ngp"):
+        if self._track_ngp is None:
             self._track_ngp = torch.from_numpy(nerf_matrix_to_ngp(self.pose_track, self.scale, self.offset))
         t = self._track_ngp.to(p.device)
         d = ((t[:, :3, :3] - p[:3, :3]) ** 2).sum((1, 2)) + ((t[:, :3, 3] - p[:3, 3]) ** 2).sum(1)

@@ -168,6 +168,8 @@ def smooth_poses(poses: np.ndarray, window: int) -> np.ndarray:
     """Moving average of a pose track [N, 4, 4] over ``window`` frames (rotations averaged as quaternions)."""
     from scipy.spatial.transform import Rotation
 
+    from radnerf_cli.data.body_pose import smooth_track
+
     n = len(poses)
     if window <= 1 or n < 2:
         return poses.copy()
@@ -177,7 +179,7 @@ def smooth_poses(poses: np.ndarray, window: int) -> np.ndarray:
     for i in range(n):
         lo, hi = max(0, i - half), min(n, i + half + 1)
         out[i, :3, :3] = rots[lo:hi].mean().as_matrix()
-        out[i, :3, 3] = poses[lo:hi, :3, 3].mean(axis=0)
+    out[:, :3, 3] = smooth_track(poses[:, :3, 3], window)  # the window the body track is smoothed with
     return out.astype(np.float32)
 
 
