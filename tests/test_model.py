@@ -123,6 +123,33 @@ def test_occupancy_update_marks_the_ball_and_unseen_cells():
     assert m.occupancy.density_grid.min() == -1  # unseen cells stay marked
 
 
+def test_occupancy_update_skips_only_cells_it_never_uses():
+    """Evaluating only the seen cells and their neighbours gives the grid a full evaluation gives."""
+    m = _BallModel(32)
+    _, _, pose = _camera()
+    m.occupancy.mark_unseen(pose[None], (28.8, 28.8, 12.0, 12.0))
+    needed = m.occupancy.needed_cells()
+    seen = m.occupancy.density_grid[0] >= 0
+    assert bool((needed | ~seen).all()) and int(needed.sum()) > int(seen.sum())  # seen cells, and more
+    assert int(needed.sum()) < 32**3  # some cells are skipped
+    full = OccupancyGrid(32)
+    full.density_grid.copy_(m.occupancy.density_grid)
+    full.needed_cells = lambda: torch.ones(32**3, dtype=torch.bool)  # the reference: every cell
+    counted = []
+
+    def density(x):
+        counted.append(x.shape[0])
+        return m.head.density(x, None, None)
+
+    for grid in (m.occupancy, full):
+        g = torch.Generator().manual_seed(3)
+        for _ in range(3):
+            grid.update(density, g, decay=0.95, density_thresh=10.0)
+    assert torch.equal(m.occupancy.density_grid, full.density_grid)
+    assert torch.equal(m.occupancy.density_bitfield, full.density_bitfield)
+    assert sum(counted[: len(counted) // 2]) == 3 * int(needed.sum())
+
+
 def test_training_and_inference_renders_agree():
     m = _BallModel(32)
     g = torch.Generator().manual_seed(0)

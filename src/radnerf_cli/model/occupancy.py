@@ -29,6 +29,7 @@ class OccupancyGrid(nn.Module):
         self.register_buffer("density_grid", torch.zeros(1, grid_size**3))  # [1, G^3]
         self.register_buffer("density_bitfield", torch.zeros(grid_size**3 // 8, dtype=torch.uint8))  # [G^3/8]
         self._coords: Tensor | None = None
+        self._needed: tuple[tuple[int, int], Tensor] | None = None
 
     def coords(self) -> Tensor:
         """Integer cell coordinates of every Morton index: [G^3, 3] int64 (cached)."""
@@ -83,16 +84,22 @@ class OccupancyGrid(nn.Module):
         density_thresh: float = 10.0,
         chunk: int = 1 << 16,
     ) -> None:
-        """Re-evaluate every cell at a jittered point, dilate, EMA-merge and repack the bitfield."""
+        """Re-evaluate every cell at a jittered point, dilate, EMA-merge and repack the bitfield.
+
+        Every cell draws its jitter (the generator advances as for a full update), but only the
+        :meth:`needed_cells` are evaluated."""
         G = self.grid_size
         dev = self.density_grid.device
         coords = self.coords()
         half = min(1.0, self.bound) / G
-        tmp = torch.empty(G**3, device=dev)
+        needed = self.needed_cells()
+        tmp = torch.zeros(G**3, device=dev)
         for s in range(0, coords.shape[0], chunk):
             xyz = self.cell_centres(coords[s : s + chunk])
             noise = torch.rand(xyz.shape, generator=generator, device=generator.device).to(dev)
-            tmp[s : s + chunk] = density_fn(xyz + (noise * 2 - 1) * half).float().reshape(-1)
+            keep = needed[s : s + chunk]
+            sigma = density_fn((xyz + (noise * 2 - 1) * half)[keep]).float().reshape(-1)
+            tmp[s : s + chunk][keep] = sigma
         # dilate by one cell (3x3x3 max) in grid space, then back to Morton order
         cx, cy, cz = coords.unbind(-1)
         dense = torch.empty(G, G, G, device=dev)
@@ -103,6 +110,23 @@ class OccupancyGrid(nn.Module):
         valid = (grid >= 0) & (tmp >= 0)
         grid[valid] = torch.maximum(grid[valid] * decay, tmp[valid])
         self.repack(density_thresh)
+
+    @torch.no_grad()
+    def needed_cells(self) -> Tensor:
+        """[G^3] bool (Morton order): the cells an update must evaluate, those a camera sees and their
+        neighbours (the dilation reads one cell around each seen cell). The others are never updated and
+        never read, so leaving them out changes nothing but the time (cached while the unseen set holds)."""
+        seen = self.density_grid[0] >= 0
+        idx = torch.nonzero(seen).reshape(-1)
+        key = (int(idx.numel()), int(idx.sum()))
+        if self._needed is None or self._needed[0] != key or self._needed[1].device != seen.device:
+            G = self.grid_size
+            cx, cy, cz = self.coords().unbind(-1)
+            dense = torch.zeros(G, G, G, device=seen.device)
+            dense[cx, cy, cz] = seen.float()
+            near = F.max_pool3d(dense[None, None], kernel_size=3, stride=1, padding=1)[0, 0]
+            self._needed = (key, near[cx, cy, cz] > 0)
+        return self._needed[1]
 
     @torch.no_grad()
     def repack(self, density_thresh: float = 10.0) -> None:
