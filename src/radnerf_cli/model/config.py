@@ -179,8 +179,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # learns per step, not per ray), 2^14-entry tables (Adam touches 4x fewer parameters per step), a
     # 64^3 occupancy grid (an update evaluates 262k points instead of 2.1M), 13000 + 1500 + 6000
     # iterations, LPIPS on the mouth patch weighted 0.3 (0.01 leaves the lips stage's mouth half
-    # shut), a torso on the body pose too, 512 pixels a step (more, smaller steps: measured);
-    # fine detail (teeth, hair) needs the full preset.
+    # shut), a torso on the body pose too, 512 pixels a step (more, smaller steps: measured), the
+    # occupancy grid refreshed every 32 steps instead of 16 (a refresh costs as much as 5 steps); fine
+    # detail (teeth, hair) needs the full preset.
     # Its measured speed and quality are in the README ("Measured speed and quality").
     "fast": {
         "model": {"log2_hashmap_size": 14, "desired_resolution": 1024, "torso_resolution": 512, "audio_path": "mouth",
@@ -198,7 +199,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "torso_rays": 512,
             "lambda_lpips": 0.3,
             "ckpt_every": 250,
-            "preview_every": 500,
+            "grid_update_interval": 32,
         },
     },
 }
