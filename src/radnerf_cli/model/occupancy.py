@@ -100,12 +100,7 @@ class OccupancyGrid(nn.Module):
             keep = needed[s : s + chunk]
             sigma = density_fn((xyz + (noise * 2 - 1) * half)[keep]).float().reshape(-1)
             tmp[s : s + chunk][keep] = sigma
-        # dilate by one cell (3x3x3 max) in grid space, then back to Morton order
-        cx, cy, cz = coords.unbind(-1)
-        dense = torch.empty(G, G, G, device=dev)
-        dense[cx, cy, cz] = tmp
-        dense = F.max_pool3d(dense[None, None], kernel_size=3, stride=1, padding=1)[0, 0]
-        tmp = dense[cx, cy, cz]
+        tmp = self.dilate(tmp)
         grid = self.density_grid[0]
         valid = (grid >= 0) & (tmp >= 0)
         grid[valid] = torch.maximum(grid[valid] * decay, tmp[valid])
@@ -120,13 +115,16 @@ class OccupancyGrid(nn.Module):
         idx = torch.nonzero(seen).reshape(-1)
         key = (int(idx.numel()), int(idx.sum()))
         if self._needed is None or self._needed[0] != key or self._needed[1].device != seen.device:
-            G = self.grid_size
-            cx, cy, cz = self.coords().unbind(-1)
-            dense = torch.zeros(G, G, G, device=seen.device)
-            dense[cx, cy, cz] = seen.float()
-            near = F.max_pool3d(dense[None, None], kernel_size=3, stride=1, padding=1)[0, 0]
-            self._needed = (key, near[cx, cy, cz] > 0)
+            self._needed = (key, self.dilate(seen.float()) > 0)
         return self._needed[1]
+
+    def dilate(self, values: Tensor) -> Tensor:
+        """[G^3] per-cell values (Morton order) -> the max over each cell's 3x3x3 neighbourhood."""
+        G = self.grid_size
+        cx, cy, cz = self.coords().unbind(-1)
+        dense = torch.empty(G, G, G, device=values.device, dtype=values.dtype)
+        dense[cx, cy, cz] = values
+        return F.max_pool3d(dense[None, None], kernel_size=3, stride=1, padding=1)[0, 0][cx, cy, cz]
 
     @torch.no_grad()
     def repack(self, density_thresh: float = 10.0) -> None:
