@@ -84,6 +84,10 @@ def test_run_config_sections_and_old_key_names_still_load(tmp_path):
     (tmp_path / "mine.yaml").write_text("model:\n  audio_path: mouth\n")
     assert load_run_config("full", tmp_path / "mine.yaml").model.mouth_predictor == "ridge"
     assert load_run_config("fast").model.mouth_predictor == "ridge"
+    # likewise its ridge averaged whole feature windows; new runs of both presets use the centre rows
+    (tmp_path / "ridge16.yaml").write_text("model:\n  audio_path: mouth\n  mouth_dim: 4\n  mouth_predictor: ridge\n")
+    assert load_run_config("fast", tmp_path / "ridge16.yaml").model.mouth_window_rows == 16
+    assert load_run_config("fast").model.mouth_window_rows == 4 == load_run_config("full").model.mouth_window_rows
 
 
 def test_atomic_write_leaves_nothing_on_error(tmp_path):

@@ -57,7 +57,8 @@ def test_predictor_learns_codes_of_unheard_audio(syn):
     assert 0.6 < pred[:, 0].std() / rest["val"][:, 0].std() < 1.6
 
 
-def test_ridge_predictor_learns_codes_of_unheard_audio_and_is_deterministic(syn):
+@pytest.mark.parametrize("rows", [16, 4])
+def test_ridge_predictor_learns_codes_of_unheard_audio_and_is_deterministic(syn, rows):
     from radnerf_cli.engine.mouth_ridge import fit_ridge
     from radnerf_cli.model.mouth import MouthRidge
 
@@ -65,7 +66,7 @@ def test_ridge_predictor_learns_codes_of_unheard_audio_and_is_deterministic(syn)
     _, codes, rest = mouth_codes(train.lms68, 2, {"val": val.lms68})
     fits = []
     for _ in range(2):
-        p = MouthRidge(train.feature_dim, 2)
+        p = MouthRidge(train.feature_dim, 2, rows=rows)
         rep = fit_ridge(p, train.auds, train.aud_ids, torch.from_numpy(codes))
         with torch.no_grad():
             fits.append(p(windows(val.auds, val.aud_ids)).numpy())
@@ -75,13 +76,28 @@ def test_ridge_predictor_learns_codes_of_unheard_audio_and_is_deterministic(syn)
     assert _corr(pred[:, 0], rest["val"][:, 0]) > 0.8  # the validation split was never seen
     assert 0.6 < pred[:, 0].std() / rest["val"][:, 0].std() < 1.6
     # a model built with the ridge predictor carries it in its state and answers as the fitted one
-    enc = MouthAudioEncoder(train.feature_dim, 2, 32, kind="ridge")
+    enc = MouthAudioEncoder(train.feature_dim, 2, 32, kind="ridge", window_rows=rows)
     enc.predictor.load_state_dict(p.state_dict())
     w = windows(val.auds, val.aud_ids[:1])[0]
     torch.testing.assert_close(enc.code(w), torch.from_numpy(pred[:1]))
     assert not list(enc.predictor.parameters())  # buffers only: nothing for a training stage to move
     with pytest.raises(ValueError, match="net' or 'ridge"):
         MouthAudioEncoder(16, 2, 32, kind="linear")
+
+
+def test_ridge_pools_only_the_centre_rows_of_each_window():
+    from radnerf_cli.model.mouth import MouthRidge
+
+    x = torch.randn(2, 8, 16, 5)
+    whole, centre = MouthRidge(5, 2, rows=16), MouthRidge(5, 2, rows=4)
+    torch.testing.assert_close(whole.pooled(x), x.mean(2).reshape(2, -1))
+    torch.testing.assert_close(centre.pooled(x), x[:, :, 6:10].mean(2).reshape(2, -1))
+    y = x.clone()
+    y[:, :, :6] += 3.0  # the outer rows, 160 ms to 40 ms before each frame, do not reach the centre pool
+    torch.testing.assert_close(centre.pooled(y), centre.pooled(x))
+    assert not torch.allclose(whole.pooled(y), whole.pooled(x))
+    with pytest.raises(ValueError, match="rows must be 1..16"):
+        MouthRidge(5, 2, rows=0)
 
 
 def test_encoder_forward_matches_batched_predictor():

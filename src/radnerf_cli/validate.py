@@ -115,6 +115,7 @@ RUN_CONFIG_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "train.torso_focus": (0, 1, False),
     "model.mouth_dim": (1, None, False),
     "model.mouth_dropout": (0, 1, False),
+    "model.mouth_window_rows": (1, 16, False),
     "train.mouth_ridge_alpha": (0, None, False),
     "train.mouth_render_gain_frames": (2, None, False),
     "train.mouth_render_gain_max": (1, None, False),

@@ -27,6 +27,7 @@ class ModelConfig:
     mouth_dim: int = 4  # components of the mouth-shape code (audio_path=mouth)
     mouth_predictor: str = "net"  # audio -> mouth-code predictor (audio_path=mouth): net (conv net + attention) or ridge (linear)
     mouth_dropout: float = 0.2  # dropout in the net mouth-code predictor
+    mouth_window_rows: int = 16  # ridge predictor: feature rows at the centre of each frame's 16-row window it averages (4: the 80 ms around the frame)
     num_levels: int = 16  # levels of every multiresolution grid
     level_dim: int = 2  # features per level
     base_resolution: int = 16  # coarsest grid resolution
@@ -142,7 +143,8 @@ def upgrade(d: dict[str, Any]) -> dict[str, Any]:
 
     A config saved before ``infer.fp16`` existed rendered with ``train.fp16``: it keeps doing so. One
     saved before ``model.mouth_predictor`` existed (it has ``model.mouth_dim``, as every saved config
-    does) used the network predictor: it keeps it, whatever the preset it is resumed over says.
+    does) used the network predictor: it keeps it, whatever the preset it is resumed over says; likewise
+    its ridge predictor averaged every row of a window (``model.mouth_window_rows=16``).
     """
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items()}
     moved_any = False
@@ -157,6 +159,8 @@ def upgrade(d: dict[str, Any]) -> dict[str, Any]:
     model = out.get("model")
     if isinstance(model, dict) and "mouth_dim" in model and "mouth_predictor" not in model:
         model["mouth_predictor"] = "net"
+    if isinstance(model, dict) and "mouth_dim" in model and "mouth_window_rows" not in model:
+        model["mouth_window_rows"] = 16  # saved before the key existed: the ridge averaged whole windows
     return out
 
 
@@ -173,7 +177,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # for RAD-NeRF's) with the ridge predictor, 40% of each head step's rays in the square around the
     # lips, and no per-frame head code (model.ind_dim=0: a free code per frame soaks up mouth
     # appearance the mouth code should carry).
-    "full": {"model": {"audio_path": "mouth", "mouth_predictor": "ridge", "ind_dim": 0},
+    "full": {"model": {"audio_path": "mouth", "mouth_predictor": "ridge", "mouth_window_rows": 4, "ind_dim": 0},
              "train": {"mouth_rays": 0.4, "mouth_rect": "lips", "mouth_render_gain": True}},
     # A laptop-CPU budget: images downscaled 2x, 1024 rays per step (more, smaller steps: the mouth
     # learns per step, not per ray), 2^14-entry tables (Adam touches 4x fewer parameters per step), a
@@ -185,7 +189,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Its measured speed and quality are in the README ("Measured speed and quality").
     "fast": {
         "model": {"log2_hashmap_size": 14, "desired_resolution": 1024, "torso_resolution": 512, "audio_path": "mouth",
-                  "mouth_predictor": "ridge", "ind_dim": 0, "torso_body": True},
+                  "mouth_predictor": "ridge", "mouth_window_rows": 4, "ind_dim": 0, "torso_body": True},
         "render": {"grid_size": 64},
         "train": {
             "downscale": 2,

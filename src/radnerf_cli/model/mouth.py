@@ -82,14 +82,23 @@ class MouthRidge(_FeatureNorm):
     """Batched [B, 8, 16, C] windows -> [B, k] codes: a linear map of the window's pooled features.
 
     Each of the 8 frames' 16 feature rows is normalised per channel (rows past the audio's ends stay
-    zero) and averaged, giving 8 x C numbers per window; these are standardised and mapped to the
-    code by ridge regression (:func:`radnerf_cli.engine.mouth_fit.fit_ridge`). Its only parameters
-    are buffers: it is fitted in closed form, never by gradient steps.
+    zero) and the ``rows`` at its centre are averaged, giving 8 x C numbers per window; these are
+    standardised and mapped to the code by ridge regression
+    (:func:`radnerf_cli.engine.mouth_ridge.fit_ridge`). Its only parameters are buffers: it is fitted
+    in closed form, never by gradient steps.
+
+    ``rows``: 16 averages each 320-ms window whole, so the 8 numbers per channel are 8 overlapping
+    blurs of the sound and the code can only rise and fall slowly; 4 keeps the 80 ms around each
+    frame, so the 8 frames see the sound at the frame rate and the mouth can close between syllables.
     """
 
-    def __init__(self, feature_dim: int, code_dim: int, seq_len: int = 8):
+    def __init__(self, feature_dim: int, code_dim: int, seq_len: int = 8, rows: int = 16):
         super().__init__(feature_dim)
         self.seq_len = seq_len
+        if not 1 <= int(rows) <= 16:
+            raise ValueError(f"rows must be 1..16, got {rows}")
+        lo = (16 - int(rows)) // 2
+        self.rows = slice(lo, lo + int(rows))  # the centre rows of a 16-row window
         d = seq_len * feature_dim
         self.register_buffer("in_mean", torch.zeros(d))  # standardisation of the pooled windows
         self.register_buffer("in_std", torch.ones(d))
@@ -98,9 +107,9 @@ class MouthRidge(_FeatureNorm):
         self.register_buffer("gain", torch.ones(code_dim))
 
     def pooled(self, auds: Tensor) -> Tensor:
-        """[B, 8, 16, C] -> [B, 8 * C]: per-frame means of the normalised rows."""
+        """[B, 8, 16, C] -> [B, 8 * C]: per-frame means of the normalised centre rows."""
         B = auds.shape[0]
-        return self.normalise(auds).mean(2).reshape(B, -1)
+        return self.normalise(auds[:, :, self.rows]).mean(2).reshape(B, -1)
 
     def forward(self, auds: Tensor) -> Tensor:
         """[B, 8, 16, C] (or [8, 16, C]) -> [B, k] (or [1, k])."""
@@ -125,14 +134,15 @@ class MouthEmbed(nn.Module):
 class MouthAudioEncoder(nn.Module):
     """Feature windows [8, 16, C] -> predicted mouth code -> audio code [1, audio_dim]."""
 
-    def __init__(self, feature_dim: int, code_dim: int, audio_dim: int, dropout: float = 0.2, kind: str = "net"):
+    def __init__(self, feature_dim: int, code_dim: int, audio_dim: int, dropout: float = 0.2, kind: str = "net",
+                 window_rows: int = 16):
         super().__init__()
         self.feature_dim = feature_dim
         self.code_dim = code_dim
         if kind == "net":
             self.predictor: nn.Module = MouthPredictor(feature_dim, code_dim, dropout=dropout)
         elif kind == "ridge":
-            self.predictor = MouthRidge(feature_dim, code_dim)
+            self.predictor = MouthRidge(feature_dim, code_dim, rows=window_rows)
         else:
             raise ValueError(f"mouth predictor must be 'net' or 'ridge', got {kind!r}")
         self.embed = MouthEmbed(code_dim, audio_dim)

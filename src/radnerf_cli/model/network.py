@@ -23,7 +23,7 @@ class TalkingHeadModel(nn.Module):
             from radnerf_cli.model.mouth import MouthAudioEncoder
 
             self.audio = MouthAudioEncoder(feature_dim, cfg.mouth_dim, cfg.audio_dim, cfg.mouth_dropout,
-                                           cfg.mouth_predictor)
+                                           cfg.mouth_predictor, cfg.mouth_window_rows)
         elif cfg.audio_path == "direct":
             self.audio = AudioEncoder(feature_dim, cfg.audio_dim, cfg.audio_att)
         else:
