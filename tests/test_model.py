@@ -167,6 +167,32 @@ def test_training_and_inference_renders_agree():
     assert torch.allclose(tr["image"][:, 1:], torch.zeros_like(tr["image"][:, 1:]))  # only red
 
 
+def test_few_rays_march_in_fuller_rounds_to_the_same_image(monkeypatch):
+    """A small ray set (portrait's face) marches several samples a ray per round from the start; the
+    frame is the one RAD-NeRF's schedule (a sample a ray per round while most rays live) renders."""
+    from radnerf_cli.render import renderer as R
+
+    m = _BallModel(32)
+    m.occupancy.update(lambda x: m.head.density(x, None, None), torch.Generator().manual_seed(0))
+    r = Renderer(m, RenderConfig(grid_size=32, max_steps=64, aabb=[-1, -1, -1, 1, 1, 1]))
+    ro, rd, _ = _camera()
+    centre = torch.arange(24 * 24).view(24, 24)[8:16, 8:16].reshape(-1)  # 64 rays around the ball
+    ro, rd = ro[centre].contiguous(), rd[centre].contiguous()
+    rounds = []
+    march = R.raymarch.march_rays
+    monkeypatch.setattr(R.raymarch, "march_rays", lambda n_alive, n_step, *a: rounds.append(n_step) or march(n_alive, n_step, *a))
+    out = {}
+    for mb in (0, R.MIN_INFER_BATCH):
+        rounds.clear()
+        r.min_batch = mb
+        out[mb] = (r.head_infer(ro, rd, None, None, None), list(rounds))
+    (old, old_rounds), (new, new_rounds) = out[0], out[R.MIN_INFER_BATCH]
+    assert old_rounds[0] == 1 and new_rounds[0] == 8 and len(new_rounds) < len(old_rounds)
+    assert bool((old["weights_sum"] > 0.99).any()) and bool((old["weights_sum"] < 0.01).any())  # ball and edge
+    torch.testing.assert_close(new["weights_sum"], old["weights_sum"], atol=0.01, rtol=0)
+    torch.testing.assert_close(new["image"], old["image"], atol=0.01, rtol=0)
+
+
 def test_torso_grid_masks_where_alpha_is_low():
     t = TorsoGrid(16)
     g = torch.Generator().manual_seed(0)

@@ -25,8 +25,17 @@ def pixel_coords(H: int, W: int, device: torch.device | str = "cpu") -> Tensor:
     return torch.stack([rr.reshape(-1), cc.reshape(-1)], -1)
 
 
+# Inference marches each alive ray n_step samples per round, n_step = (batch / alive rays) clipped to
+# [1, 8], as RAD-NeRF does with batch = all rays of the frame. A frame of a few thousand rays (the face
+# of portrait mode) would then march one sample a ray per round for most of its rounds: the batch is at
+# least this many samples, so few rays take several steps a round from the start.
+MIN_INFER_BATCH = 32768
+
+
 class Renderer:
     """Renders the head (3D, ray marched) and the torso (2D) of a :class:`TalkingHeadModel`."""
+
+    min_batch = MIN_INFER_BATCH  # samples an inference round aims at (see MIN_INFER_BATCH)
 
     def __init__(self, model: TalkingHeadModel, cfg: RenderConfig, T_thresh_train: float = TrainConfig.T_thresh,
                  T_thresh_test: float = InferConfig.T_thresh):
@@ -97,11 +106,12 @@ class Renderer:
         rays_alive = torch.arange(n, dtype=torch.int32, device=dev)
         rays_t = nr.clone()
         step = 0
+        batch = max(n, int(self.min_batch))
         while step < self.cfg.max_steps:
             n_alive = rays_alive.shape[0]
             if n_alive <= 0:
                 break
-            n_step = max(min(n // n_alive, 8), 1)
+            n_step = max(min(batch // n_alive, 8), 1)
             xyzs, dirs, deltas = raymarch.march_rays(
                 n_alive, n_step, rays_alive, rays_t, ro, rd, self.bound, occ.density_bitfield,
                 occ.cascade, occ.grid_size, nr, fr, None, self.cfg.dt_gamma, self.cfg.max_steps,
