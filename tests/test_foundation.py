@@ -88,6 +88,9 @@ def test_run_config_sections_and_old_key_names_still_load(tmp_path):
     (tmp_path / "ridge16.yaml").write_text("model:\n  audio_path: mouth\n  mouth_dim: 4\n  mouth_predictor: ridge\n")
     assert load_run_config("fast", tmp_path / "ridge16.yaml").model.mouth_window_rows == 16
     assert load_run_config("fast").model.mouth_window_rows == 4 == load_run_config("full").model.mouth_window_rows
+    # and its predictor's gains scaled up every component it followed; new runs scale the opening only
+    assert load_run_config("fast", tmp_path / "ridge16.yaml").train.mouth_gain == "all"
+    assert load_run_config("fast").train.mouth_gain == "opening" == load_run_config("full").train.mouth_gain
 
 
 def test_atomic_write_leaves_nothing_on_error(tmp_path):

@@ -43,6 +43,37 @@ def test_first_component_is_the_opening(syn):
     np.testing.assert_allclose(codes.std(0), 1.0, atol=1e-3)
     o = openness(np.asarray(data.aud_ids) / 25.0)
     assert _corr(codes[:, 0], o) > 0.95  # grows as the mouth opens (sign convention)
+    # the basis itself says which component parts the lips: here the only motion is the opening
+    w = basis.opening_weights()
+    assert basis.opening_component() == 0 and w[0] > 0 and abs(w[0]) > 10 * np.abs(w[1:]).max()
+
+
+def test_opening_component_is_the_one_that_parts_the_lips():
+    """A mouth whose biggest motion is a sideways stretch and whose lips part less: the opening is
+    component 1, found from the basis (how far a unit of each component moves point 66 from 62)."""
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(68, 2)) * 10 + 50
+    stretch, part = rng.normal(size=200) * 3.0, rng.normal(size=200)
+    lms = np.repeat(base[None], 200, 0)
+    lms[:, 48, 0] -= stretch
+    lms[:, 54, 0] += stretch  # the mouth corners move apart: the largest motion, the lips stay shut
+    lms[:, 66, 1] += part
+    lms[:, 57, 1] += part  # the lower lip drops: the opening
+    basis, codes, _ = mouth_codes(lms, 2)
+    assert basis.opening_component() == 1
+    assert abs(_corr(codes[:, 1], part)) > 0.95 and abs(_corr(codes[:, 0], stretch)) > 0.95
+
+
+def test_calibration_gain_scales_up_only_the_opening():
+    from radnerf_cli.engine.mouth_fit import calibration_gain
+
+    ratio, corr = [0.5, 0.4, 0.4, 0.5], [0.8, 0.3, -0.2, 0.05]
+    # every component followed (corr > 0.1) is brought up to its tracked spread (1 to 3), the rest stay 1
+    assert calibration_gain(ratio, corr) == pytest.approx([2.0, 2.5, 1.0, 1.0])
+    # the opening alone: the others get their least-squares scale corr / ratio, within [0, 1]
+    assert calibration_gain(ratio, corr, opening=0) == pytest.approx([2.0, 0.75, 0.0, 0.1])
+    assert calibration_gain(ratio, corr, opening=1) == pytest.approx([1.0, 2.5, 0.0, 0.1])
+    assert calibration_gain([0.2], [0.9], opening=0) == pytest.approx([3.0])  # at most 3
 
 
 def test_predictor_learns_codes_of_unheard_audio(syn):
@@ -59,11 +90,16 @@ def test_predictor_learns_codes_of_unheard_audio(syn):
 
 @pytest.mark.parametrize("rows", [16, 4])
 def test_ridge_predictor_learns_codes_of_unheard_audio_and_is_deterministic(syn, rows):
+    from radnerf_cli.engine.mouth_fit import calibration_gain
     from radnerf_cli.engine.mouth_ridge import fit_ridge
     from radnerf_cli.model.mouth import MouthRidge
 
     train, val = SubjectData(syn, "train", preload=False), SubjectData(syn, "val", preload=False)
     _, codes, rest = mouth_codes(train.lms68, 2, {"val": val.lms68})
+    p1 = MouthRidge(train.feature_dim, 2, rows=rows)
+    rep1 = fit_ridge(p1, train.auds, train.aud_ids, torch.from_numpy(codes), opening=0)
+    assert rep1.opening == 0 and rep1.gain == pytest.approx(calibration_gain(rep1.val_std_ratio, rep1.val_corr, 0))
+    torch.testing.assert_close(p1.gain, torch.tensor(rep1.gain, dtype=torch.float32))
     fits = []
     for _ in range(2):
         p = MouthRidge(train.feature_dim, 2, rows=rows)
@@ -71,6 +107,7 @@ def test_ridge_predictor_learns_codes_of_unheard_audio_and_is_deterministic(syn,
         with torch.no_grad():
             fits.append(p(windows(val.auds, val.aud_ids)).numpy())
     assert rep.alpha in (1.0, 3.0, 10.0, 30.0, 100.0) and rep.holdout_frames > 0 and rep.val_corr[0] > 0.8
+    assert rep.opening is None and rep.gain == pytest.approx(calibration_gain(rep.val_std_ratio, rep.val_corr))
     np.testing.assert_array_equal(fits[0], fits[1])  # closed form: no seed to depend on
     pred = fits[0]
     assert _corr(pred[:, 0], rest["val"][:, 0]) > 0.8  # the validation split was never seen

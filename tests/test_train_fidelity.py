@@ -11,7 +11,7 @@ import torch
 
 from radnerf_cli import validate
 from radnerf_cli.data import SubjectData
-from radnerf_cli.engine import checkpoint, losses, mouth_calibrate, sampling
+from radnerf_cli.engine import checkpoint, losses, mouth_calibrate, mouth_train, sampling
 from radnerf_cli.engine.inference import TalkingHead, stage_checkpoint
 from radnerf_cli.engine.trainer import Trainer
 from radnerf_cli.errors import ConfigError
@@ -133,14 +133,16 @@ def test_render_gain_rule():
     assert mouth_calibrate.spaced(100, 5) == [0, 25, 50, 74, 99] and mouth_calibrate.spaced(3, 5) == [0, 1, 2]
 
 
-def test_render_gain_is_stored_once_and_carried_to_the_torso(tmp_path, dataset, monkeypatch):
+@pytest.mark.parametrize("rule", ["opening", "all"])
+def test_render_gain_is_stored_once_and_carried_to_the_torso(tmp_path, dataset, monkeypatch, rule):
     """A field that opens the mouth half as wide as the person gets its predicted codes' deviation
-    doubled, in the lips checkpoint and every later one; a second run leaves it as it is."""
+    doubled (the opening component's, or with train.mouth_gain=all every component's), in the lips
+    checkpoint and every later one; a second run leaves it as it is."""
     rng = np.random.default_rng(0)
     monkeypatch.setattr(mouth_calibrate, "openings", lambda r, g: (lambda x: (0.5 * x, x))(rng.normal(size=len(g))))
     sub = _subject(tmp_path, dataset)
     over = [*SMALL, "model.audio_path=mouth", "train.mouth_fit_steps=20", "train.head_iters=4",
-            "train.lips_iters=2", "train.torso_iters=2", "train.mouth_render_gain_max=3"]
+            "train.lips_iters=2", "train.torso_iters=2", "train.mouth_render_gain_max=3", f"train.mouth_gain={rule}"]
     Trainer(sub, load_run_config("fast", None, over), "cpu", quiet=True).run(["head", "lips"])
 
     def gain(stage):
@@ -150,7 +152,13 @@ def test_render_gain_is_stored_once_and_carried_to_the_torso(tmp_path, dataset, 
     g_head, none = gain("head")
     g_lips, rep = gain("lips")
     assert none is None and rep["ratio"] == pytest.approx(0.5) and rep["gain"] == pytest.approx(2.0)
-    assert torch.allclose(g_lips, 2 * g_head)
+    if rule == "all":
+        assert rep["component"] is None and torch.allclose(g_lips, 2 * g_head)
+    else:
+        k = mouth_train.opening_component(SubjectData(sub.dataset, "train", preload=False), g_head.numel())
+        assert rep["component"] == k and torch.allclose(g_lips[k], 2 * g_head[k])
+        keep = torch.arange(g_head.numel()) != k
+        assert torch.allclose(g_lips[keep], g_head[keep])
     Trainer(sub, load_run_config("fast", None, over), "cpu", quiet=True).run(["head", "lips", "torso"])
     assert torch.allclose(gain("lips")[0], g_lips)  # not applied twice
     assert torch.allclose(gain("torso")[0], g_lips)

@@ -150,7 +150,8 @@ def run_config(cfg: Any) -> None:
     choices = {"model.audio_path": ("direct", "mouth"), "model.mouth_predictor": ("net", "ridge"),
                "train.lips_schedule": ("continue", "restart"),
                "train.mouth_rect": ("face", "lips"),
-               "train.mouth_render_gain_drive": ("predicted", "tracked")}
+               "train.mouth_render_gain_drive": ("predicted", "tracked"),
+               "train.mouth_gain": ("opening", "all")}
     for key, allowed in choices.items():
         value = _get(cfg, key)
         if value not in allowed:

@@ -25,6 +25,9 @@ import numpy as np
 
 MOUTH = slice(48, 68)  # iBUG-68 outer (48-59) and inner (60-67) lips
 STABLE = list(range(27, 48))  # nose bridge and base (27-35), eyes (36-47)
+# the inner-lip gap (y of point 66 minus y of point 62) as a linear read-out of the 40 aligned coordinates
+_GAP = np.zeros(40)
+_GAP[(66 - 48) * 2 + 1], _GAP[(62 - 48) * 2 + 1] = 1.0, -1.0
 
 
 def _similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -84,9 +87,7 @@ class MouthBasis:
         _, sig, vt = np.linalg.svd(x - mean, full_matrices=False)
         comps = vt[:dim]
         # sign convention: component 0 grows as the inner lips part (point 66 moves down from 62)
-        gap = np.zeros(40)
-        gap[(66 - 48) * 2 + 1], gap[(62 - 48) * 2 + 1] = 1.0, -1.0
-        if comps[0] @ gap < 0:
+        if comps[0] @ _GAP < 0:
             comps[0] = -comps[0]
         scale = np.maximum(sig[:dim] / np.sqrt(len(x)), 1e-9)
         ref = np.zeros((21, 2)) if reference is None else np.asarray(reference, dtype=np.float64)
@@ -99,6 +100,14 @@ class MouthBasis:
     def encode(self, aligned: np.ndarray) -> np.ndarray:
         """[N, 40] aligned coordinates -> [N, dim] codes (unit variance over the fitted frames)."""
         return ((np.asarray(aligned, dtype=np.float64) - self.mean) @ self.components.T / self.scale).astype(np.float32)
+
+    def opening_weights(self) -> np.ndarray:
+        """[dim]: how far the inner lips part (in the common frame) per unit of each component."""
+        return self.components @ _GAP * self.scale
+
+    def opening_component(self) -> int:
+        """The component that parts the lips the most per unit: the mouth opening (0 on speech)."""
+        return int(np.argmax(np.abs(self.opening_weights())))
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """[N, dim] codes -> [N, 20, 2] mouth landmarks in the common frame (for pictures)."""

@@ -12,7 +12,10 @@ After the lips stage the training frames tell by how much, without the validatio
     ratio     spread (std over the frames) of the rendered mouth opening over the real frames'
               spread, both from the face mesh (:mod:`radnerf_cli.metrics.lipsync`)
     gain      1 / ratio, clipped to [1, ``max_gain``]: the predicted code's deviation from the mean
-              mouth is scaled by it at render time (it multiplies the predictor's per-component gain)
+              mouth is scaled by it at render time (it multiplies the predictor's gain of the opening
+              component, or of every component with ``component`` None); the other components also
+              part the lips a little, so scaling the opening alone leaves the rendered spread a few
+              percent short of the person's
 
 The gain is measured once and stored in the lips checkpoint (and so in every later checkpoint and
 export); ``train.mouth_render_gain=false`` leaves the field's own amplitude.
@@ -41,6 +44,7 @@ class RenderGainReport:
     opening_corr: float | None  # per-frame correlation of the two openings
     gain: float  # the factor applied to the predictor's gain
     seconds: float
+    component: int | None = None  # the code component it scales (None: every component)
 
 
 def spaced(n: int, k: int) -> list[int]:
@@ -105,12 +109,13 @@ def gain_rule(o_render: np.ndarray, o_real: np.ndarray, max_gain: float) -> tupl
 
 
 def calibrate_checkpoint(path: Path, data, codes: Tensor | None, frames: int, max_gain: float,
-                         device=None) -> dict[str, Any] | None:
+                         device=None, component: int | None = None) -> dict[str, Any] | None:
     """Measure the render gain of the checkpoint at ``path`` (a lips or head stage) and store it there.
 
-    The predictor's gain is multiplied by the measured factor, the checkpoint rewritten atomically, and
-    the report (also kept in its metadata under ``mouth_render_gain``) returned as a dict; None, and
-    nothing done, when the checkpoint already holds one (a gain is never applied twice).
+    The predictor's gain (of ``component`` only, when given) is multiplied by the measured factor, the
+    checkpoint rewritten atomically, and the report (also kept in its metadata under
+    ``mouth_render_gain``) returned as a dict; None, and nothing done, when the checkpoint already
+    holds one (a gain is never applied twice).
     """
     from radnerf_cli.engine import checkpoint
     from radnerf_cli.engine.inference import TalkingHead, inference_state
@@ -121,7 +126,13 @@ def calibrate_checkpoint(path: Path, data, codes: Tensor | None, frames: int, ma
     head = TalkingHead.checked(inference_state(tensors), checkpoint.prefixed(tensors, "data"), meta["model_meta"],
                                device=device, source=path)
     rep = measure(head, data, None if codes is None else codes.cpu().numpy(), frames, max_gain)
-    tensors[GAIN_KEY] = tensors[GAIN_KEY].float() * rep.gain
+    rep.component = component
+    gain = tensors[GAIN_KEY].float().clone()
+    if component is None:
+        gain *= rep.gain
+    else:
+        gain[component] *= rep.gain
+    tensors[GAIN_KEY] = gain
     out = asdict(rep)
     meta["mouth_render_gain"] = out
     checkpoint.save(path, tensors, meta)

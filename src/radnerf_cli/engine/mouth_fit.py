@@ -10,9 +10,11 @@ fit is regularised towards what generalises to other audio:
     dropout   on the first convolution and before the output layer
 
 The last ``holdout`` fraction of the training frames (one contiguous stretch of the clip) is kept
-out of the fit. After fitting, each code component is given a gain so that the spread of the
-predictions on those frames matches the spread of their tracked codes (a predictor trained by
-squared error shrinks towards the mean; without this the mouth would open less than the person's).
+out of the fit. After fitting, the code components are given gains from those frames
+(:func:`calibration_gain`): the mouth opening's brings the spread of its predictions up to the
+tracked codes' (a predictor trained by squared error shrinks towards the mean; without this the
+mouth would open less than the person's), the others keep their least-squares scale (or, with
+``opening`` None, every component the predictor follows is brought up to its tracked spread).
 The subject's validation split is never seen here: it stays a fair test.
 """
 
@@ -38,6 +40,7 @@ class MouthFitConfig:
     time_mask: int = 4  # up to this many consecutive rows of a 16-row window are zeroed
     frame_drop: float = 0.1  # probability of dropping each frame of the 8-frame window
     calibrate: bool = True  # match the predictions' spread to the tracked codes' on held-out frames
+    opening: int | None = None  # calibrate: the only component matched in spread (None: each one followed)
     holdout: float = 0.1  # fraction of the training frames (the last stretch) kept out of the fit
 
 
@@ -51,6 +54,7 @@ class MouthFitReport:
     gain: list[float]  # calibration gain applied per component
     seconds: float
     alpha: float | None = None  # ridge predictor: regularisation per training frame (None: the network)
+    opening: int | None = None  # the component matched in spread (None: every component followed)
 
 
 def windows(feats: Tensor, aud_ids: Tensor) -> Tensor:
@@ -85,10 +89,23 @@ def _augment(x: Tensor, cfg: MouthFitConfig, gen: torch.Generator) -> Tensor:
     return x
 
 
-def calibration_gain(ratio: list[float], corr: list[float]) -> list[float]:
-    """Per component: the gain that brings the predictions' spread up to the tracked codes' (1 to 3),
-    or 1 for a component the predictor cannot follow (correlation <= 0.1): scaling noise up helps nobody."""
-    return [float(np.clip(1.0 / max(r, 1e-3), 1.0, 3.0)) if c > 0.1 else 1.0 for r, c in zip(ratio, corr, strict=True)]
+def calibration_gain(ratio: list[float], corr: list[float], opening: int | None = None) -> list[float]:
+    """Per component, from the held-out predictions' spread ratio (pred / tracked) and correlation.
+
+    ``opening`` None: every component the predictor follows (correlation > 0.1) gets the gain that
+    brings its spread up to the tracked codes' (1 to 3), the rest 1: scaling noise up helps nobody.
+    ``opening`` k: only component k (the mouth opening) is brought up to the tracked spread; every
+    other one gets its least-squares scale, corr / ratio clipped to [0, 1] (what the sound predicts of
+    it and no more: a spread-matched component the sound predicts badly is mostly noise, and a
+    wrong mouth shape costs more than a mean one).
+    """
+    def spread(r: float, c: float) -> float:
+        return float(np.clip(1.0 / max(r, 1e-3), 1.0, 3.0)) if c > 0.1 else 1.0
+
+    if opening is None:
+        return [spread(r, c) for r, c in zip(ratio, corr, strict=True)]
+    return [spread(r, c) if j == opening else float(np.clip(max(c, 0.0) / max(r, 1e-3), 0.0, 1.0))
+            for j, (r, c) in enumerate(zip(ratio, corr, strict=True))]
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -173,6 +190,6 @@ def _fit(predictor, feats, aud_ids, codes, cfg, seed, progress) -> MouthFitRepor
     ratio = [float(p[:, j].std() / max(y[:, j].std(), 1e-9)) for j in range(k)]
     gain = [1.0] * k
     if cfg.calibrate:
-        gain = calibration_gain(ratio, corr)
+        gain = calibration_gain(ratio, corr, cfg.opening)
         predictor.gain.copy_(torch.tensor(gain, dtype=torch.float32))
-    return MouthFitReport(cfg.steps, loss_avg, n_hold, corr, ratio, gain, time.perf_counter() - t0)
+    return MouthFitReport(cfg.steps, loss_avg, n_hold, corr, ratio, gain, time.perf_counter() - t0, None, cfg.opening)

@@ -6,8 +6,10 @@ regularised hard, has neither problem, and it is fitted in a second or two:
 
     alpha     ``alpha_per_frame`` x frames; 0 picks it from ALPHAS by cross-validation over ``folds``
               contiguous stretches of the training frames (lowest squared error over the components)
-    gain      fitted on all but the last ``holdout`` stretch, the spread of its predictions there is
-              matched to the tracked codes' (a regularised fit shrinks towards the mean)
+    gain      fitted on all but the last ``holdout`` stretch, its predictions there give each component
+              a gain (:func:`~radnerf_cli.engine.mouth_fit.calibration_gain`): the opening's spread is
+              matched to the tracked codes' (a regularised fit shrinks towards the mean), the rest
+              keep their least-squares scale
     final     refitted on every training frame with that alpha; the gain is kept
 
 The subject's validation split is never seen here, as with the network's fit.
@@ -73,6 +75,7 @@ def fit_ridge(
     alpha_per_frame: float = 0.0,  # 0: cross-validated
     holdout: float = 0.1,
     calibrate: bool = True,
+    opening: int | None = None,  # the component matched in spread (None: every component followed)
 ) -> MouthFitReport:
     """Fit ``predictor`` (a :class:`~radnerf_cli.model.mouth.MouthRidge`) in place."""
     t0 = time.perf_counter()
@@ -96,7 +99,7 @@ def fit_ridge(
     ratio = [float(p[:, j].std() / max(y[:, j].std(), 1e-9)) for j in range(k)]
     gain = [1.0] * k
     if calibrate:  # as the network's fit
-        gain = calibration_gain(ratio, corr)
+        gain = calibration_gain(ratio, corr, opening)
     coef = ridge_solver(X, Y)(alpha * n_all)
     with torch.no_grad():
         predictor.in_mean.copy_(torch.from_numpy(mean).float())
@@ -105,4 +108,4 @@ def fit_ridge(
         predictor.out_mean.copy_(torch.from_numpy(Y.mean(0)).float())
         predictor.gain.copy_(torch.tensor(gain, dtype=torch.float32))
     train_mse = float(((X @ coef + Y.mean(0) - Y) ** 2).mean())
-    return MouthFitReport(0, train_mse, n_hold, corr, ratio, gain, time.perf_counter() - t0, alpha)
+    return MouthFitReport(0, train_mse, n_hold, corr, ratio, gain, time.perf_counter() - t0, alpha, opening)

@@ -1,6 +1,7 @@
 """The mouth-code part of the head stage: the tracked codes of the training frames and the predictor's fit.
 
     codes = tracked_codes(data, dim)        # [N, dim], from the frames' 68 landmarks
+    k = opening_component(data, dim)        # the component that opens the mouth (0 on speech)
     report = fit(predictor, data, codes, cfg)   # audio -> code predictor (net or ridge), fitted before the field
 
 Both are deterministic for a given dataset and config, so a resumed or later stage recomputes the
@@ -26,18 +27,26 @@ def tracked_codes(data, dim: int) -> Tensor:
     return torch.from_numpy(codes)
 
 
+def opening_component(data, dim: int) -> int:
+    """The code component of a training split's basis that parts the lips the most (the opening)."""
+    basis, _, _ = mouth_codes(data.lms68, dim)
+    return basis.opening_component()
+
+
 def fit(predictor, data, codes: Tensor, cfg, quiet: bool = False) -> dict[str, Any]:
     """Fit ``predictor`` on the split's features and codes (with a progress bar); the report as a dict."""
     from radnerf_cli.console import progress
 
     order = torch.argsort(data.aud_ids)  # the calibration stretch is the clip's last part
+    opening = opening_component(data, codes.shape[1]) if cfg.train.mouth_gain == "opening" else None
     if cfg.model.mouth_predictor == "ridge":
-        rep = fit_ridge(predictor, data.auds, data.aud_ids[order], codes[order], float(cfg.train.mouth_ridge_alpha))
+        rep = fit_ridge(predictor, data.auds, data.aud_ids[order], codes[order], float(cfg.train.mouth_ridge_alpha),
+                        opening=opening)
         if not quiet:
             _say(rep, f"ridge fit (alpha {rep.alpha:g} per frame) in {rep.seconds:.1f} s")
         return asdict(rep)
     steps = int(cfg.train.mouth_fit_steps)
-    mf = MouthFitConfig(steps=min(steps, max(100, 3 * len(data))))
+    mf = MouthFitConfig(steps=min(steps, max(100, 3 * len(data))), opening=opening)
     bar = progress("steps", extra="loss {task.fields[loss]:.3f}") if not quiet else None
     if bar is not None:
         with bar:

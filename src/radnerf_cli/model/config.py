@@ -98,6 +98,7 @@ class TrainConfig:
     mouth_fit_steps: int = 1500  # steps of the net audio -> mouth-code fit, at most 3 per training frame (100 at least)
     mouth_ridge_alpha: float = 0.0  # ridge predictor's regularisation per training frame (0: chosen by cross-validation)
     mouth_render_gain: bool = False  # after the lips stage, scale the predicted mouth code so the rendered mouth opens as wide as the person's
+    mouth_gain: str = "opening"  # what the predictor's gains scale up: opening (the opening component; the rest keep their least-squares scale) or all (every component it follows)
     mouth_render_gain_drive: str = "predicted"  # what drives the field while measuring it: predicted (from the audio) or tracked codes
     mouth_render_gain_frames: int = 160  # training frames rendered to measure it
     mouth_render_gain_max: float = 2.0  # the largest gain it may set
@@ -144,7 +145,8 @@ def upgrade(d: dict[str, Any]) -> dict[str, Any]:
     A config saved before ``infer.fp16`` existed rendered with ``train.fp16``: it keeps doing so. One
     saved before ``model.mouth_predictor`` existed (it has ``model.mouth_dim``, as every saved config
     does) used the network predictor: it keeps it, whatever the preset it is resumed over says; likewise
-    its ridge predictor averaged every row of a window (``model.mouth_window_rows=16``).
+    its ridge predictor averaged every row of a window (``model.mouth_window_rows=16``), and its
+    predictor's gains scaled every component it followed (``train.mouth_gain=all``).
     """
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items()}
     moved_any = False
@@ -161,6 +163,8 @@ def upgrade(d: dict[str, Any]) -> dict[str, Any]:
         model["mouth_predictor"] = "net"
     if isinstance(model, dict) and "mouth_dim" in model and "mouth_window_rows" not in model:
         model["mouth_window_rows"] = 16  # saved before the key existed: the ridge averaged whole windows
+    if isinstance(model, dict) and "mouth_dim" in model and isinstance(out.setdefault("train", {}), dict):
+        out["train"].setdefault("mouth_gain", "all")  # saved before the key existed: every followed component was scaled up
     return out
 
 
