@@ -192,4 +192,4 @@ def _fit(predictor, feats, aud_ids, codes, cfg, seed, progress) -> MouthFitRepor
     if cfg.calibrate:
         gain = calibration_gain(ratio, corr, cfg.opening)
         predictor.gain.copy_(torch.tensor(gain, dtype=torch.float32))
-    return MouthFitReport(cfg.steps, loss_avg, n_hold, corr, ratio, gain, time.perf_counter() - t0, None, cfg.opening)
+    return MouthFitReport(cfg.steps, loss_avg, n_hold, corr, ratio, gain, time.perf_counter() - t0, opening=cfg.opening)

@@ -108,4 +108,4 @@ def fit_ridge(
         predictor.out_mean.copy_(torch.from_numpy(Y.mean(0)).float())
         predictor.gain.copy_(torch.tensor(gain, dtype=torch.float32))
     train_mse = float(((X @ coef + Y.mean(0) - Y) ** 2).mean())
-    return MouthFitReport(0, train_mse, n_hold, corr, ratio, gain, time.perf_counter() - t0, alpha, opening)
+    return MouthFitReport(0, train_mse, n_hold, corr, ratio, gain, time.perf_counter() - t0, alpha, opening=opening)

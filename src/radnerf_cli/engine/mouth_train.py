@@ -1,7 +1,7 @@
 """The mouth-code part of the head stage: the tracked codes of the training frames and the predictor's fit.
 
     codes = tracked_codes(data, dim)        # [N, dim], from the frames' 68 landmarks
-    k = opening_component(data, dim)        # the component that opens the mouth (0 on speech)
+    k = scaled_component(data, cfg)         # the component the gains scale up: the opening (0 on speech)
     report = fit(predictor, data, codes, cfg)   # audio -> code predictor (net or ridge), fitted before the field
 
 Both are deterministic for a given dataset and config, so a resumed or later stage recomputes the
@@ -33,12 +33,18 @@ def opening_component(data, dim: int) -> int:
     return basis.opening_component()
 
 
+def scaled_component(data, cfg) -> int | None:
+    """The one component the predictor's gains scale up to the person's spread (the opening, with
+    ``train.mouth_gain=opening``), or None when they scale every component (``all``)."""
+    return opening_component(data, cfg.model.mouth_dim) if cfg.train.mouth_gain == "opening" else None
+
+
 def fit(predictor, data, codes: Tensor, cfg, quiet: bool = False) -> dict[str, Any]:
     """Fit ``predictor`` on the split's features and codes (with a progress bar); the report as a dict."""
     from radnerf_cli.console import progress
 
     order = torch.argsort(data.aud_ids)  # the calibration stretch is the clip's last part
-    opening = opening_component(data, codes.shape[1]) if cfg.train.mouth_gain == "opening" else None
+    opening = scaled_component(data, cfg)
     if cfg.model.mouth_predictor == "ridge":
         rep = fit_ridge(predictor, data.auds, data.aud_ids[order], codes[order], float(cfg.train.mouth_ridge_alpha),
                         opening=opening)

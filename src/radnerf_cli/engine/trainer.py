@@ -225,10 +225,9 @@ class Trainer:
             return
         codes = None if tc.mouth_render_gain_drive == "predicted" else mouth_train.tracked_codes(
             self.data, self.cfg.model.mouth_dim)
-        component = (mouth_train.opening_component(self.data, self.cfg.model.mouth_dim)
-                     if tc.mouth_gain == "opening" else None)
         rep = mouth_calibrate.calibrate_checkpoint(path, self.data, codes, tc.mouth_render_gain_frames,
-                                                   tc.mouth_render_gain_max, self.device, component)
+                                                   tc.mouth_render_gain_max, self.device,
+                                                   mouth_train.scaled_component(self.data, self.cfg))
         if rep is None:  # measured before
             return
         run_outputs.write_metrics_entry(self.subject.run_dir, "mouth_render_gain", rep)

@@ -163,8 +163,9 @@ def upgrade(d: dict[str, Any]) -> dict[str, Any]:
         model["mouth_predictor"] = "net"
     if isinstance(model, dict) and "mouth_dim" in model and "mouth_window_rows" not in model:
         model["mouth_window_rows"] = 16  # saved before the key existed: the ridge averaged whole windows
-    if isinstance(model, dict) and "mouth_dim" in model and isinstance(out.setdefault("train", {}), dict):
-        out["train"].setdefault("mouth_gain", "all")  # saved before the key existed: every followed component was scaled up
+    if isinstance(model, dict) and "mouth_dim" in model and isinstance(out.get("train", {}), dict):
+        # saved before the key existed: every component the predictor followed was scaled up
+        out.setdefault("train", {}).setdefault("mouth_gain", "all")
     return out
 
 
